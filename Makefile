@@ -1,0 +1,58 @@
+# kop: developer entry points. `make` alone lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+# The stamp carries a hash of pyproject.toml: editing the dependencies reinstalls, nothing else does
+# (the package itself is installed editable).
+PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(PYPROJECT_HASH)
+# Extra arguments for pytest (`make test PYTEST_ARGS='-k fetch -x'`) and for `kop serve` (`make run ARGS='--config kop.toml'`).
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run test test-unit clean
+
+help: ## list the targets
+	@echo "kop make targets:"
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN { FS = ":.*## " } { printf "  %-14s %s\n", $$1, $$2 }'
+
+install: $(STAMP) ## create .venv and pip install -e '.[test]' (only when pyproject.toml changed)
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || { echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+pulsar-fetch: ## download Pulsar 4.0.8 from Maven Central into ~/.cache/kop (cached)
+	scripts/pulsar.sh fetch
+
+pulsar-start: ## start a Pulsar standalone in the background (reuses one already answering)
+	scripts/pulsar.sh start
+
+pulsar-stop: ## stop the Pulsar started by `make pulsar-start` (run dir .run/pulsar)
+	scripts/pulsar.sh stop
+
+kafka-tools: ## fetch Apache Kafka 4.1.2's Java tools into ~/.cache/kop (cached)
+	scripts/kafka-tools.sh fetch
+
+run: ## run the gateway on 127.0.0.1:9092 (starts Pulsar if none answers; Ctrl-C stops both)
+	scripts/run.sh $(ARGS)
+
+test: install kafka-tools ## all tests against a real Pulsar (started for the run if none answers)
+	scripts/test.sh $(PYTEST_ARGS)
+
+test-unit: install ## unit tests only (tests/unit, no Pulsar)
+	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)
+
+clean: ## remove .run/ and the repo's caches (not .venv, not ~/.cache/kop)
+	@for pid_file in .run/*/pulsar.pid; do \
+	  if [ -f "$$pid_file" ] && kill -0 "$$(cat "$$pid_file")" 2>/dev/null; then \
+	    echo "a Pulsar started from $$(dirname "$$pid_file") is running (pid $$(cat "$$pid_file")): stop it first" \
+	         "(make pulsar-stop, or KOP_RUN_DIR=$$(dirname "$$pid_file") scripts/pulsar.sh stop)" >&2; exit 1; \
+	  fi; \
+	done
+	rm -rf .run .pytest_cache .hypothesis build
+	find . \( -path ./.venv -o -path ./.git \) -prune -o -name __pycache__ -prune -exec rm -rf {} +

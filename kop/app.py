@@ -1,0 +1,89 @@
+"""Wiring: the Pulsar backend, the handler registry and the listener; graceful shutdown.
+
+SIGTERM / SIGINT: stop accepting, let requests already received finish (up to 10 s), close the
+connections, then close Pulsar producers and readers cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from .backend.pulsar import PulsarBackend
+from .config import Config
+from .handlers import api_versions
+from .handlers.context import RequestContext
+from .handlers.registry import load_all
+from .server.connection import KafkaConnection
+
+log = logging.getLogger("kop")
+
+DRAIN_TIMEOUT_S = 10.0
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.backend = PulsarBackend(config)
+        self.handlers = load_all()
+        self.connections: set[KafkaConnection] = set()
+        self.server: asyncio.base_events.Server | None = None
+
+    def _make_context(self, header, peer: str) -> RequestContext:
+        return RequestContext(header, self.backend, self.config, peer)
+
+    def _protocol(self) -> KafkaConnection:
+        conn = KafkaConnection(handlers=self.handlers, make_context=self._make_context,
+                               max_frame_size=self.config.server.max_frame_size,
+                               max_inflight=self.config.server.max_inflight_requests,
+                               fallback_api_versions=api_versions.fallback_response,
+                               on_close=self.connections.discard)
+        self.connections.add(conn)
+        return conn
+
+    async def start(self) -> None:
+        await self.backend.start()
+        s = self.config.server
+        self.server = await asyncio.get_running_loop().create_server(
+            self._protocol, s.listen_host, s.listen_port, reuse_address=True, backlog=1024)
+        port = self.server.sockets[0].getsockname()[1]
+        log.info("kop listening on %s:%d (advertised %s:%d), Pulsar %s, namespace %s/%s, entry format %s",
+                 s.listen_host, port, s.advertised_host, self.config.advertised_port or port,
+                 self.config.pulsar.service_url, self.config.pulsar.tenant, self.config.pulsar.namespace,
+                 self.config.topics.entry_format)
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        log.info("stopping: %d connections, draining in-flight requests", len(self.connections))
+        await asyncio.gather(*(c.drain_pending(DRAIN_TIMEOUT_S) for c in list(self.connections)))
+        for conn in list(self.connections):
+            conn.close()
+        await self.backend.close()
+        log.info("stopped")
+
+
+async def serve(config: Config) -> None:
+    gateway = Gateway(config)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()
+
+
+def run(config: Config) -> None:
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:  # uvloop is optional; the stdlib loop works, slower
+        runner = asyncio.run
+    runner(serve(config))

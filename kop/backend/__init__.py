@@ -1,0 +1,1 @@
+"""The Pulsar side. The only package that imports pulsar or calls Pulsar's admin API."""

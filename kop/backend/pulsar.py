@@ -1,0 +1,401 @@
+"""The Pulsar backend: the one typed interface handlers use, and the only place Pulsar errors are
+turned into Kafka error codes.
+
+It owns the Pulsar client, one producer per partition in use (:mod:`.writer`), cached readers
+(:mod:`.reader`), the admin REST client (:mod:`.admin`) and a short-lived cache of partition counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import _pulsar
+import pulsar
+
+from ..config import Config
+from ..mapping import offsets
+from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
+from ..protocol.errors import ErrorCode, KafkaError
+from . import admin as admin_api
+from .idempotence import ProducerTable
+from .reader import PartitionReader, ReadFailed
+from .writer import OrderGate, PartitionWriter, WriteFailed, producer_options
+
+log = logging.getLogger(__name__)
+
+PARTITION_CACHE_S = 5.0
+
+# Pulsar results a Kafka client should answer by refreshing metadata and retrying.
+_RETRIABLE = {"AlreadyClosed", "NotConnected", "ConnectError", "ServiceUnitNotReady", "TopicTerminated",
+              "ProducerBusy", "ProducerFenced", "LookupError", "BrokerMetadataError", "ProducerQueueIsFull",
+              "MemoryBufferIsFull", "ProducerBlockedQuotaExceededError", "ProducerBlockedQuotaExceededException",
+              "TooManyLookupRequestException", "ConsumerBusy", "ServiceUnavailable"}
+
+
+def kafka_error_of(exc: BaseException) -> KafkaError:
+    """The one mapping from a Pulsar-side failure to a Kafka error code."""
+    if isinstance(exc, KafkaError):
+        return exc
+    result = getattr(exc, "result", None)
+    name = getattr(result, "name", None) or type(exc).__name__
+    if name in ("Timeout",):
+        return KafkaError(ErrorCode.REQUEST_TIMED_OUT, str(exc))
+    if name in ("TopicNotFound",):
+        return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc))
+    if name in ("MessageTooBig",):
+        return KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
+    if name in ("AuthenticationError", "AuthorizationError"):
+        return KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, str(exc))
+    if name in _RETRIABLE or isinstance(exc, (admin_api.Unreachable, _pulsar.ConnectError)):
+        return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, str(exc))
+    if isinstance(exc, admin_api.NotFound):
+        return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc))
+    if isinstance(exc, admin_api.AdminError):
+        return KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, str(exc))
+    return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(slots=True)
+class PartitionState:
+    gate: OrderGate
+    producers: ProducerTable
+    writer: PartitionWriter | None = None
+    writer_starting: asyncio.Future | None = None
+    high_watermark: int = -1
+
+
+class PulsarBackend:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.namespace = Namespace(config.pulsar.tenant, config.pulsar.namespace)
+        self.system_namespace = Namespace(*config.pulsar.system_namespace.split("/", 1))
+        self.entry_format = config.topics.entry_format
+        kwargs: dict[str, Any] = dict(operation_timeout_seconds=int(config.pulsar.operation_timeout_s),
+                                      io_threads=config.pulsar.io_threads, message_listener_threads=1,
+                                      logger=pulsar.ConsoleLogger(_pulsar.LoggerLevel.Warn))
+        if config.pulsar.auth_token:
+            kwargs["authentication"] = pulsar.AuthenticationToken(config.pulsar.auth_token)
+        self.client = _pulsar_client(config.pulsar.service_url, kwargs)
+        self.admin = admin_api.PulsarAdmin(config.pulsar.admin_url, config.pulsar.auth_token,
+                                           config.pulsar.operation_timeout_s)
+        self._partitions: dict[str, tuple[float, int]] = {}
+        self._states: dict[str, PartitionState] = {}
+        self._readers: dict[str, list[PartitionReader]] = {}
+        self._janitor: asyncio.Task | None = None
+        self._pid_producer: PartitionWriter | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        runtime = await self.admin.runtime_configuration()
+        max_entries = int(runtime.get("managedLedgerMaxEntriesPerLedger", "50000"))
+        offsets.check_max_entries_per_ledger(max_entries)
+        await self.admin.ensure_namespace(self.system_namespace)
+        self._janitor = asyncio.create_task(self._close_idle_readers())
+
+    async def close(self) -> None:
+        if self._janitor:
+            self._janitor.cancel()
+        for state in self._states.values():
+            if state.writer is not None:
+                await state.writer.close()
+        for readers in self._readers.values():
+            for reader in readers:
+                await reader.close()
+        await self.admin.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.client.close)
+
+    # -- topics ---------------------------------------------------------------------------------
+
+    def partitioned(self, topic: str) -> PulsarTopic:
+        return partitioned_topic(self.namespace, topic)
+
+    async def partition_count(self, topic: str, fresh: bool = False) -> int:
+        """Partitions of Kafka topic ``topic``; 0 if it does not exist."""
+        cached = self._partitions.get(topic)
+        if cached and not fresh and time.monotonic() - cached[0] < PARTITION_CACHE_S:
+            return cached[1]
+        try:
+            count = await self.admin.partition_count(self.partitioned(topic))
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        self._partitions[topic] = (time.monotonic(), count)
+        return count
+
+    async def create_topic(self, topic: str, partitions: int) -> None:
+        try:
+            await self.admin.create_partitioned_topic(self.partitioned(topic), partitions)
+        except admin_api.Conflict as exc:
+            raise KafkaError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic!r} already exists") from exc
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        self._partitions[topic] = (time.monotonic(), partitions)
+
+    async def delete_topic(self, topic: str) -> None:
+        count = await self.partition_count(topic, fresh=True)
+        if count == 0:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {topic!r} does not exist")
+        for partition in range(count):
+            url = partition_topic(self.namespace, topic, partition).url
+            await self._drop_partition(url)
+        try:
+            await self.admin.delete_partitioned_topic(self.partitioned(topic))
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        self._partitions.pop(topic, None)
+
+    async def list_topics(self) -> dict[str, int]:
+        try:
+            names = await self.admin.list_partitioned_topics(self.namespace)
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        topics = {}
+        for full in names:
+            local = full.rsplit("/", 1)[-1]
+            if is_hidden(local):
+                continue
+            try:
+                topics[local] = await self.partition_count(local)
+            except KafkaError:
+                continue
+        return topics
+
+    async def _drop_partition(self, url: str) -> None:
+        state = self._states.pop(url, None)
+        if state and state.writer:
+            await state.writer.close()
+        for reader in self._readers.pop(url, []):
+            await reader.close()
+
+    # -- produce --------------------------------------------------------------------------------
+
+    def partition_state(self, topic: str, partition: int) -> tuple[str, PartitionState]:
+        """Synchronous, so a request takes its place in the partition's order on arrival."""
+        url = partition_topic(self.namespace, topic, partition).url
+        state = self._states.get(url)
+        if state is None:
+            state = self._states[url] = PartitionState(OrderGate(), ProducerTable())
+        return url, state
+
+    async def writer(self, url: str, state: PartitionState) -> PartitionWriter:
+        if state.writer is not None and not state.writer.failed:
+            return state.writer
+        if state.writer_starting is None:
+            state.writer_starting = asyncio.ensure_future(self._open_writer(url, state))
+        try:
+            return await asyncio.shield(state.writer_starting)
+        finally:
+            if state.writer_starting is not None and state.writer_starting.done():
+                state.writer_starting = None
+
+    async def _open_writer(self, url: str, state: PartitionState) -> PartitionWriter:
+        old = state.writer
+        state.writer = None
+        if old is not None:
+            asyncio.ensure_future(old.close())
+        try:
+            producer = await _call_async(self.client.create_producer_async, url,
+                                         _producer_conf(self.entry_format))
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        state.writer = PartitionWriter(producer, self.entry_format, url)
+        return state.writer
+
+    def note_written(self, state: PartitionState, end_offset: int) -> None:
+        state.high_watermark = max(state.high_watermark, end_offset)
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    async def latest_offset(self, topic: str, partition: int) -> int:
+        """Kafka's log end offset: one past the last record (packed)."""
+        ptopic = partition_topic(self.namespace, topic, partition)
+        try:
+            last = await self.admin.last_message_id(ptopic)
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        ledger, entry, batch = int(last["ledgerId"]), int(last["entryId"]), int(last.get("batchIndex", -1))
+        if entry < 0:
+            end = offsets.pack(max(ledger, 0), 0, 0)
+        else:
+            end = offsets.log_end_offset(ledger, entry, batch + 1)
+        _, state = self.partition_state(topic, partition)
+        self.note_written(state, end)
+        return state.high_watermark
+
+    async def last_record(self, topic: str, partition: int) -> tuple[int, int]:
+        """(offset, timestamp) for ListOffsets' MAX_TIMESTAMP: the first record of the last entry,
+        timestamp unknown (-1). Pulsar keeps no timestamp index to answer it exactly."""
+        ptopic = partition_topic(self.namespace, topic, partition)
+        try:
+            last = await self.admin.last_message_id(ptopic)
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        if int(last["entryId"]) < 0:
+            return -1, -1
+        return offsets.pack(int(last["ledgerId"]), int(last["entryId"]), max(int(last.get("batchIndex", 0)), 0)), -1
+
+    async def earliest_offset(self, topic: str, partition: int) -> int:
+        ptopic = partition_topic(self.namespace, topic, partition)
+        try:
+            stats = await self.admin.internal_stats(ptopic)
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        ledgers = stats.get("ledgers", [])
+        for i, ledger in enumerate(ledgers):
+            entries = ledger.get("entries", 0)
+            if i == len(ledgers) - 1:
+                entries = max(entries, int(stats.get("currentLedgerEntries", 0)))
+            if entries > 0:
+                return offsets.pack(int(ledger["ledgerId"]), 0, 0)
+        return await self.latest_offset(topic, partition)
+
+    async def offset_for_timestamp(self, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
+        """(offset, timestamp) of the first message published at or after ``timestamp``, or (-1, -1)."""
+        url = partition_topic(self.namespace, topic, partition).url
+        try:
+            reader = await _call_async(self.client.create_reader_async, url,
+                                       pulsar.MessageId.earliest._msg_id, _reader_conf())
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        wrapper = PartitionReader(reader, url, 0)
+        try:
+            await _call_async(reader.seek_async, timestamp)
+            if not await _call_async(reader.has_message_available_async):
+                return -1, -1
+            future = wrapper.arrival()
+            await asyncio.wait_for(asyncio.shield(future), self.config.pulsar.operation_timeout_s)
+            message = wrapper._take()
+            from .reader import message_offset
+            stamp = message.event_timestamp() or message.publish_timestamp()
+            return message_offset(message), stamp
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        finally:
+            await wrapper.close()
+
+    def high_watermark(self, topic: str, partition: int) -> int:
+        _, state = self.partition_state(topic, partition)
+        return state.high_watermark
+
+    # -- fetch ----------------------------------------------------------------------------------
+
+    async def reader_at(self, topic: str, partition: int, offset: int) -> PartitionReader:
+        """A reader positioned at ``offset`` (cached one if possible), marked busy."""
+        url = partition_topic(self.namespace, topic, partition).url
+        for reader in self._readers.get(url, []):
+            if not reader.busy and not reader.closed and reader.next_offset == offset:
+                reader.busy = True
+                return reader
+        ledger, entry, _ = offsets.unpack(offset)
+        start = pulsar.MessageId(-1, ledger, entry, -1)._msg_id
+        try:
+            raw = await _call_async(self.client.create_reader_async, url, start, _reader_conf(inclusive=True))
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        reader = PartitionReader(raw, url, offset)
+        reader.busy = True
+        self._readers.setdefault(url, []).append(reader)
+        await self._enforce_reader_cap()
+        return reader
+
+    def release_reader(self, reader: PartitionReader, failed: bool = False) -> None:
+        reader.busy = False
+        if failed:
+            readers = self._readers.get(reader.topic_url, [])
+            if reader in readers:
+                readers.remove(reader)
+            asyncio.ensure_future(reader.close())
+
+    async def _enforce_reader_cap(self) -> None:
+        all_readers = [r for rs in self._readers.values() for r in rs if not r.busy]
+        excess = sum(len(rs) for rs in self._readers.values()) - self.config.fetch.max_readers
+        for reader in sorted(all_readers, key=lambda r: r.last_used)[:max(excess, 0)]:
+            self._readers[reader.topic_url].remove(reader)
+            await reader.close()
+
+    async def _close_idle_readers(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.config.fetch.reader_idle_s / 4, 1))
+            cutoff = time.monotonic() - self.config.fetch.reader_idle_s
+            for url, readers in list(self._readers.items()):
+                for reader in [r for r in readers if not r.busy and r.last_used < cutoff]:
+                    readers.remove(reader)
+                    await reader.close()
+                if not readers:
+                    self._readers.pop(url, None)
+
+    # -- producer ids ---------------------------------------------------------------------------
+
+    async def new_producer_id(self) -> int:
+        """A producer id unique across restarts and gateways: the Pulsar position of a message
+        written for the purpose to ``<system namespace>/__kop_producer_ids``."""
+        if self._pid_producer is None or self._pid_producer.failed:
+            url = PulsarTopic(self.system_namespace, "__kop_producer_ids").url
+            try:
+                producer = await _call_async(self.client.create_producer_async, url, _producer_conf("kafka"))
+            except Exception as exc:
+                raise kafka_error_of(exc) from exc
+            self._pid_producer = PartitionWriter(producer, "kafka", url)
+        try:
+            appended = await self._pid_producer.append(records=None, batch=b"pid", records_count=1,
+                                                       max_timestamp=0, size=3)
+        except WriteFailed as exc:
+            raise kafka_error_of(exc) from exc
+        return appended.base_offset >> offsets.BATCH_BITS
+
+
+# -- pulsar-client plumbing (C++ callbacks -> asyncio futures) ------------------------------------
+
+def _pulsar_client(service_url: str, kwargs: dict[str, Any]) -> _pulsar.Client:
+    return pulsar.Client(service_url, **kwargs)._client
+
+
+async def _call_async(method, *args) -> Any:
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def done(result, value=None) -> None:
+        loop.call_soon_threadsafe(_resolve, future, result, value)
+    method(*args, done)
+    return await future
+
+
+def _resolve(future: asyncio.Future, result: Any, value: Any) -> None:
+    if future.done():
+        return
+    if isinstance(result, _pulsar.Result):
+        if result == _pulsar.Result.Ok:
+            future.set_result(value)
+        else:
+            future.set_exception(WriteFailed(result))
+    else:  # callbacks of the form (value) or (result, value) with value first
+        future.set_result(result if value is None else value)
+
+
+def _producer_conf(entry_format: str) -> _pulsar.ProducerConfiguration:
+    conf = _pulsar.ProducerConfiguration()
+    opts = producer_options(entry_format)
+    conf.batching_enabled(opts["batching_enabled"])
+    conf.max_pending_messages(opts["max_pending_messages"])
+    conf.block_if_queue_full(False)
+    if opts["batching_enabled"]:
+        conf.batching_max_messages(opts["batching_max_messages"])
+        conf.batching_max_allowed_size_in_bytes(opts["batching_max_allowed_size_in_bytes"])
+        conf.batching_max_publish_delay_ms(opts["batching_max_publish_delay_ms"])
+    conf.send_timeout_millis(30_000)
+    return conf
+
+
+def _reader_conf(inclusive: bool = False) -> _pulsar.ReaderConfiguration:
+    conf = _pulsar.ReaderConfiguration()
+    conf.receiver_queue_size(1000)
+    if inclusive:
+        conf.start_message_id_inclusive(True)
+    return conf
+
+
+__all__ = ["PulsarBackend", "kafka_error_of", "ReadFailed", "WriteFailed"]

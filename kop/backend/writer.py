@@ -1,0 +1,225 @@
+"""Appending Kafka batches to one Pulsar partition, one Kafka batch per Pulsar entry.
+
+``pulsar`` format: the batch's records are sent as individual messages through a *batching*
+Pulsar producer whose timer never fires (``batching_max_publish_delay_ms`` of an hour) and whose
+size limits exceed what kop accepts, then flushed. All sends and the flush happen in one event-loop
+step, so the records of one Kafka batch become exactly one Pulsar batch entry with batch indexes
+0..n-1, and batches of concurrent requests can neither interleave nor reorder.
+
+``kafka`` format: the batch bytes are one message of a non-batching producer.
+
+Either way the Pulsar receipt (ledger, entry, batch index) of the first record packs into the Kafka
+base offset. Per-partition order is the order of :meth:`PartitionWriter.append` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import _pulsar
+
+from ..mapping import offsets
+from ..protocol.records import Record
+from .convert import PulsarFields, kafka_entry_properties, record_to_pulsar
+
+log = logging.getLogger(__name__)
+
+# In-flight records per partition before a new batch waits; a bound on memory, not a tuning knob.
+MAX_PENDING_RECORDS = 4 * offsets.MAX_BATCH_SIZE
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+# Larger than anything kop accepts in one batch (Pulsar's maxMessageSize is 5 MiB).
+BATCH_BYTES_LIMIT = 8 * 1024 * 1024
+
+
+class WriteFailed(Exception):
+    def __init__(self, result: _pulsar.Result, detail: str = "") -> None:
+        super().__init__(f"Pulsar refused the write: {result}{' ' + detail if detail else ''}")
+        self.result = result
+
+
+@dataclass(slots=True)
+class Appended:
+    base_offset: int
+    ledger_id: int
+    entry_id: int
+    records: int
+
+
+def producer_options(entry_format: str) -> dict:
+    if entry_format == "kafka":
+        return dict(batching_enabled=False, max_pending_messages=MAX_PENDING_RECORDS,
+                    block_if_queue_full=False)
+    return dict(batching_enabled=True, batching_max_messages=offsets.MAX_BATCH_SIZE,
+                batching_max_allowed_size_in_bytes=BATCH_BYTES_LIMIT,
+                batching_max_publish_delay_ms=3_600_000, max_pending_messages=MAX_PENDING_RECORDS,
+                block_if_queue_full=False)
+
+
+def _message(fields: PulsarFields) -> _pulsar.Message:
+    builder = _pulsar.MessageBuilder()
+    builder.content(fields.payload)
+    if fields.null_value:
+        builder.set_null_value()
+    if fields.partition_key is not None:
+        builder.partition_key(fields.partition_key)
+    if fields.event_timestamp:
+        builder.event_timestamp(fields.event_timestamp)
+    if fields.properties:
+        builder.properties(fields.properties)
+    return builder.build()
+
+
+class _Completion:
+    """Counts the Pulsar receipts of one batch (delivered on the event loop) into one future."""
+    __slots__ = ("future", "remaining", "first", "last", "error")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.future = loop.create_future()
+        self.remaining = count
+        self.first = None
+        self.last = None
+        self.error: _pulsar.Result | None = None
+
+    def receipt(self, result: _pulsar.Result, message_id) -> None:
+        if result != _pulsar.Result.Ok:
+            self.error = self.error or result
+        else:
+            if self.first is None:
+                self.first = message_id
+            self.last = message_id
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(None)
+
+
+class OrderGate:
+    """First come, first written: tickets are taken synchronously when a request arrives, so a later
+    request whose producer happens to be ready sooner still waits for an earlier one's turn.
+
+    Usage: ``t = gate.take()``, then ``try: await gate.turn(t); <enqueue> finally: gate.release(t)``.
+    A ticket released before its turn (its request failed or was cancelled) is skipped.
+    """
+    __slots__ = ("_next_ticket", "_serving", "_waiters", "_abandoned")
+
+    def __init__(self) -> None:
+        self._next_ticket = 0
+        self._serving = 0
+        self._waiters: dict[int, asyncio.Future] = {}
+        self._abandoned: set[int] = set()
+
+    def take(self) -> int:
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        return ticket
+
+    async def turn(self, ticket: int) -> None:
+        if ticket != self._serving:
+            waiter = self._waiters[ticket] = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def release(self, ticket: int) -> None:
+        if ticket != self._serving:
+            self._abandoned.add(ticket)
+            self._waiters.pop(ticket, None)
+            return
+        self._serving += 1
+        while self._serving in self._abandoned:
+            self._abandoned.discard(self._serving)
+            self._serving += 1
+        waiter = self._waiters.pop(self._serving, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class PartitionWriter:
+    """One Pulsar producer on one partition topic, with bounded in-flight data."""
+
+    def __init__(self, producer: _pulsar.Producer, entry_format: str, topic_url: str) -> None:
+        self.producer = producer
+        self.entry_format = entry_format
+        self.topic_url = topic_url
+        self.failed = False
+        self._pending_records = 0
+        self._pending_bytes = 0
+        self._room = asyncio.Condition()
+
+    async def _wait_for_room(self, records: int, size: int) -> None:
+        async with self._room:
+            await self._room.wait_for(lambda: self._pending_records == 0 or (
+                self._pending_records + records <= MAX_PENDING_RECORDS
+                and self._pending_bytes + size <= MAX_PENDING_BYTES))
+
+    async def _release(self, records: int, size: int) -> None:
+        async with self._room:
+            self._pending_records -= records
+            self._pending_bytes -= size
+            self._room.notify_all()
+
+    def start_pulsar(self, records: list[Record]) -> asyncio.Future:
+        """Enqueue one Kafka batch's records as one Pulsar batch entry (synchronously)."""
+        loop = asyncio.get_running_loop()
+        done = _Completion(loop, len(records))
+        call = loop.call_soon_threadsafe
+        callback = lambda result, mid: call(done.receipt, result, mid)  # noqa: E731 (C++ thread)
+        send = self.producer.send_async
+        for record in records:
+            send(_message(record_to_pulsar(record)), callback)
+        self.producer.flush_async(lambda _result: None)
+        return self._finish(done, len(records))
+
+    def start_kafka(self, batch: bytes, records_count: int, max_timestamp: int) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        done = _Completion(loop, 1)
+        call = loop.call_soon_threadsafe
+        builder = _pulsar.MessageBuilder()
+        builder.content(batch)
+        builder.properties(kafka_entry_properties(records_count))
+        if max_timestamp > 0:
+            builder.event_timestamp(max_timestamp)
+        self.producer.send_async(builder.build(), lambda result, mid: call(done.receipt, result, mid))
+        return self._finish(done, records_count)
+
+    def _finish(self, done: _Completion, records: int) -> asyncio.Future:
+        async def settle() -> Appended:
+            await done.future
+            if done.error is not None:
+                self.failed = True
+                raise WriteFailed(done.error)
+            first, last = done.first, done.last
+            if (first.ledger_id(), first.entry_id()) != (last.ledger_id(), last.entry_id()):
+                # Cannot happen with the producer options above; if it did, offsets of the later
+                # records would be wrong, so say so loudly rather than answer quietly.
+                log.error("batch of %d records on %s split across entries %s:%s and %s:%s", records,
+                          self.topic_url, first.ledger_id(), first.entry_id(), last.ledger_id(), last.entry_id())
+            base = offsets.pack(first.ledger_id(), first.entry_id(), max(first.batch_index(), 0))
+            return Appended(base, first.ledger_id(), first.entry_id(), records)
+        return asyncio.ensure_future(settle())
+
+    async def append(self, *, records: list[Record] | None, batch: bytes | None, records_count: int,
+                     max_timestamp: int, size: int, on_enqueued=None) -> Appended:
+        """Write one Kafka batch; ``on_enqueued(future)`` runs in the same step as the enqueue."""
+        await self._wait_for_room(records_count, size)
+        self._pending_records += records_count
+        self._pending_bytes += size
+        try:
+            if self.entry_format == "kafka":
+                future = self.start_kafka(batch, records_count, max_timestamp)
+            else:
+                future = self.start_pulsar(records)
+            if on_enqueued is not None:
+                on_enqueued(future)
+            return await asyncio.shield(future)
+        finally:
+            await self._release(records_count, size)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        closed = loop.create_future()
+        try:
+            self.producer.close_async(lambda result: loop.call_soon_threadsafe(
+                lambda: closed.done() or closed.set_result(result)))
+            await asyncio.wait_for(closed, 10)
+        except Exception as exc:  # closing is best effort; the broker drops it with the connection
+            log.debug("closing producer on %s: %r", self.topic_url, exc)

@@ -1,0 +1,209 @@
+"""kop's configuration: frozen dataclasses, loaded once, passed explicitly.
+
+Precedence, lowest first: the defaults below < one TOML file < ``KOP_<SECTION>_<KEY>`` environment
+variables < command-line flags. Every problem (unknown key, wrong type, bad value) is collected and
+reported at once in a single :class:`ConfigError`. config/kop.example.toml documents every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+ENTRY_FORMATS = ("pulsar", "kafka")
+
+
+class ConfigError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    # Loopback by default: a gateway is exposed on purpose, not by accident.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9092
+    # What Metadata tells clients to connect to; an IPv4 literal, never "localhost" (librdkafka may
+    # resolve that to ::1 first). Port 0 means "the listen port".
+    advertised_host: str = "127.0.0.1"
+    advertised_port: int = 0
+    node_id: int = 0
+    # Shown to clients in Metadata (librdkafka and Kafka's tools want a non-null cluster id).
+    cluster_id: str = "kop-cluster"
+    # Checked before buffering: 100 MiB like Kafka's socket.request.max.bytes.
+    max_frame_size: int = 104_857_600
+    # Pipelined requests one connection may have in progress; reading pauses beyond it.
+    max_inflight_requests: int = 100
+
+
+@dataclass(frozen=True)
+class PulsarConfig:
+    service_url: str = "pulsar://127.0.0.1:6650"
+    admin_url: str = "http://127.0.0.1:8080"
+    tenant: str = "public"
+    namespace: str = "default"
+    # Where kop keeps its own topics (producer ids now, group state later); created on start.
+    system_namespace: str = "public/__kop"
+    # Pulsar token for kop's own client (empty: no authentication).
+    auth_token: str = ""
+    operation_timeout_s: float = 30.0
+    # How often the Pulsar client's IO threads work; 1 is enough for one gateway process.
+    io_threads: int = 1
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    # Kafka's auto.create.topics.enable, default true like Kafka: many clients' tests depend on it.
+    auto_create: bool = True
+    # Kafka's num.partitions default.
+    default_partitions: int = 1
+    # `pulsar`: each Kafka record is a Pulsar message (native Pulsar consumers can read them);
+    # `kafka`: each Kafka batch is stored as one opaque Pulsar message (fastest, no interop).
+    entry_format: str = "pulsar"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    # Cached Pulsar readers per partition not used for this long are closed.
+    reader_idle_s: float = 60.0
+    # Upper bound on readers kept open by the whole gateway.
+    max_readers: int = 2000
+    # Cap on a client's max_wait_ms, so a misbehaving client cannot park a request for hours.
+    max_wait_cap_ms: int = 30_000
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    pulsar: PulsarConfig = field(default_factory=PulsarConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    log_level: str = "INFO"
+
+    @property
+    def advertised_port(self) -> int:
+        return self.server.advertised_port or self.server.listen_port
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "log_level"}
+_SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
+                    "fetch": FetchConfig}
+
+
+def _coerce(value: Any, target: type, where: str, problems: list[str]) -> Any:
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif target is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif target is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif target is str:
+        if isinstance(value, str):
+            return value
+    problems.append(f"{where}: expected {target.__name__}, got {value!r}")
+    return None
+
+
+def _validate(cfg: Config, problems: list[str]) -> None:
+    s, t = cfg.server, cfg.topics
+    for name, port in (("server.listen_port", s.listen_port), ("server.advertised_port", s.advertised_port)):
+        if not 0 <= port <= 65535:
+            problems.append(f"{name}: {port} is not a TCP port")
+    if s.max_frame_size < 1024:
+        problems.append(f"server.max_frame_size: {s.max_frame_size} is below 1024 bytes")
+    if s.max_inflight_requests < 1:
+        problems.append("server.max_inflight_requests: must be at least 1")
+    if t.entry_format not in ENTRY_FORMATS:
+        problems.append(f"topics.entry_format: {t.entry_format!r} is not one of {', '.join(ENTRY_FORMATS)}")
+    if not 1 <= t.default_partitions <= 10_000:
+        problems.append(f"topics.default_partitions: {t.default_partitions} outside 1..10000")
+    if not cfg.pulsar.service_url.startswith(("pulsar://", "pulsar+ssl://")):
+        problems.append(f"pulsar.service_url: {cfg.pulsar.service_url!r} is not a pulsar:// URL")
+    if cfg.pulsar.system_namespace.count("/") != 1:
+        problems.append(f"pulsar.system_namespace: {cfg.pulsar.system_namespace!r} is not tenant/namespace")
+    if not cfg.pulsar.admin_url.startswith(("http://", "https://")):
+        problems.append(f"pulsar.admin_url: {cfg.pulsar.admin_url!r} is not an http(s):// URL")
+    if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"log_level: {cfg.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+
+def load(path: str | None = None, env: Mapping[str, str] | None = None,
+         overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the configuration. ``overrides`` maps "section.key" (or "log_level") to CLI values."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    layered: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    top: dict[str, Any] = {}
+
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError([f"{path}: {exc}"]) from exc
+        for key, value in data.items():
+            if key in _SECTIONS and isinstance(value, dict):
+                layered[key].update({k: (v, f"{path}: [{key}] {k}") for k, v in value.items()})
+            elif key == "log_level":
+                top[key] = (value, f"{path}: log_level")
+            else:
+                problems.append(f"{path}: unknown key or section {key!r}")
+
+    for name, value in env.items():
+        if not name.startswith("KOP_") or name in ("KOP_CACHE", "KOP_RUN_DIR", "KOP_PULSAR_FRESH"):
+            continue
+        rest = name[4:].lower()
+        if rest == "log_level":
+            top["log_level"] = (value, name)
+            continue
+        section, _, key = rest.partition("_")
+        if section in _SECTIONS and key:
+            layered[section][key] = (value, name)
+        else:
+            problems.append(f"{name}: unknown setting")
+
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if dotted == "log_level":
+            top["log_level"] = (value, "--log-level")
+            continue
+        section, _, key = dotted.partition(".")
+        layered[section][key] = (value, f"--{key.replace('_', '-')}")
+
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTION_CLASSES.items():
+        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, (value, where) in layered[name].items():
+            if key not in known:
+                problems.append(f"{where}: unknown key {name}.{key}")
+                continue
+            target = {"int": int, "str": str, "bool": bool, "float": float}[known[key]]
+            coerced = _coerce(value, target, where, problems)
+            if coerced is not None:
+                kwargs[key] = coerced
+        sections[name] = cls(**kwargs)
+    log_level = "INFO"
+    if "log_level" in top:
+        log_level = str(top["log_level"][0])
+    cfg = Config(**sections, log_level=log_level)
+    _validate(cfg, problems)
+    if problems:
+        raise ConfigError(problems)
+    return cfg

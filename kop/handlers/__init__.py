@@ -1,0 +1,1 @@
+"""One module per Kafka API; each docstring names the key, the versions served and every deviation."""

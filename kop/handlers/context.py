@@ -1,0 +1,24 @@
+"""What a handler gets besides its request: who asked, and the services it may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..protocol.messages import RequestHeader
+
+if TYPE_CHECKING:
+    from ..backend.pulsar import PulsarBackend
+    from ..config import Config
+
+
+@dataclass(slots=True)
+class RequestContext:
+    header: RequestHeader
+    backend: "PulsarBackend"
+    config: "Config"
+    client_address: str
+
+    @property
+    def version(self) -> int:
+        return self.header.api_version

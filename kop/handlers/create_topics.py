@@ -1,0 +1,61 @@
+"""CreateTopics (key 19), versions 2-7.
+
+Creates each topic as a Pulsar partitioned topic in the configured namespace. ``num_partitions``
+-1 means ``topics.default_partitions``; ``replication_factor`` -1 or any positive value is accepted
+(Pulsar's namespace policies decide replication; kop reports 1). ``validate_only`` checks without
+creating.
+
+Deviations from Kafka (basic for now): explicit replica assignments are refused with
+INVALID_REPLICA_ASSIGNMENT; topic configs are refused with INVALID_CONFIG rather than silently
+ignored (mapping them onto Pulsar policies comes with the admin-API work); no topic ids.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
+from ..protocol.errors import ErrorCode, KafkaError
+from .registry import handler, response_class
+
+API_KEY = 19
+
+
+@handler(API_KEY, 2, 7)
+async def serve(ctx, request):
+    resp = response_class(API_KEY)
+    results = []
+    for topic in request.topics:
+        partitions = topic.num_partitions if topic.num_partitions != -1 else ctx.config.topics.default_partitions
+        code, message = await _create(ctx, topic, partitions, request.validate_only)
+        results.append(resp.CreatableTopicResult(
+            name=topic.name, topic_id=uuid.UUID(int=0), error_code=code, error_message=message or None,
+            num_partitions=partitions if code == 0 else -1, replication_factor=1 if code == 0 else -1,
+            configs=[]))
+    return resp(throttle_time_ms=0, topics=results)
+
+
+async def _create(ctx, topic, partitions: int, validate_only: bool) -> tuple[int, str]:
+    try:
+        check_kafka_name(topic.name)
+    except InvalidTopicName as exc:
+        return ErrorCode.INVALID_TOPIC_EXCEPTION, str(exc)
+    if is_hidden(topic.name):
+        return ErrorCode.INVALID_TOPIC_EXCEPTION, "names starting with '__' are reserved"
+    if partitions < 1:
+        return ErrorCode.INVALID_PARTITIONS, f"num_partitions {partitions} must be at least 1"
+    if topic.replication_factor == 0 or topic.replication_factor < -1:
+        return ErrorCode.INVALID_REPLICATION_FACTOR, f"replication_factor {topic.replication_factor}"
+    if topic.assignments:
+        return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "replica assignments are decided by Pulsar"
+    if topic.configs:
+        names = ", ".join(c.name for c in topic.configs)
+        return ErrorCode.INVALID_CONFIG, f"topic configs are not supported yet: {names}"
+    try:
+        if await ctx.backend.partition_count(topic.name, fresh=True) > 0:
+            return ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} already exists"
+        if not validate_only:
+            await ctx.backend.create_topic(topic.name, partitions)
+    except KafkaError as exc:
+        return exc.code, exc.message
+    return ErrorCode.NONE, ""

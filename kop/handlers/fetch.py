@@ -1,0 +1,129 @@
+"""Fetch (key 1), versions 4-12.
+
+Every requested partition is read from a Pulsar reader standing at the fetch offset (cached from the
+previous fetch when possible, see backend/reader.py). The answer goes out as soon as ``min_bytes``
+are gathered, or when ``max_wait_ms`` has passed; while waiting, kop awaits the readers themselves,
+so data written by *any* producer — kop, a native Pulsar producer, another gateway — wakes it.
+Sizes honour ``partition_max_bytes`` and ``max_bytes``, except that the first batch is returned
+whole even when larger (KIP-74), so a consumer can never get stuck behind a large batch.
+
+Deviations from Kafka:
+- Served up to v12: v13+ name topics by id, which kop does not keep (see metadata.py).
+- No incremental fetch sessions (KIP-227): ``session_id`` 0 tells clients to send full requests.
+- ``isolation_level`` is accepted and ignored (no transactions, so nothing is ever uncommitted);
+  ``last_stable_offset`` = ``high_watermark``.
+- Offsets are packed Pulsar positions (mapping/offsets.py): a fetch offset that names no record
+  continues at the next one, and OFFSET_OUT_OF_RANGE is never returned: an offset beyond the end
+  simply waits for data.
+- ``high_watermark`` is the highest end offset this gateway has seen written or read; it can lag
+  writes made through another path until they are read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..backend.pulsar import kafka_error_of
+from ..backend.reader import PartitionReader, ReadFailed
+from ..mapping import offsets
+from ..mapping.topics import InvalidTopicName, check_kafka_name
+from ..protocol.errors import ErrorCode, KafkaError
+from .registry import handler, response_class
+
+API_KEY = 1
+log = logging.getLogger(__name__)
+
+
+class _Slot:
+    __slots__ = ("topic", "partition", "offset", "max_bytes", "reader", "error", "chunks", "size")
+
+    def __init__(self, topic: str, partition: int, offset: int, max_bytes: int) -> None:
+        self.topic, self.partition, self.offset, self.max_bytes = topic, partition, offset, max_bytes
+        self.reader: PartitionReader | None = None
+        self.error = ErrorCode.NONE
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+
+@handler(API_KEY, 4, 12)
+async def serve(ctx, request):
+    backend = ctx.backend
+    wait_s = min(max(request.max_wait_ms, 0), ctx.config.fetch.max_wait_cap_ms) / 1000
+    deadline = time.monotonic() + wait_s
+    slots = [_Slot(t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
+             for t in request.topics for p in t.partitions]
+    try:
+        await asyncio.gather(*(_open(backend, slot) for slot in slots))
+        total = 0
+        while True:
+            for slot in slots:
+                if slot.reader is None or total >= request.max_bytes and total > 0:
+                    continue
+                budget = min(slot.max_bytes - slot.size, request.max_bytes - total)
+                if budget <= 0:
+                    continue
+                try:
+                    # Once a partition has data, later polls need room for a whole batch; only the
+                    # first batch of the response may exceed the budgets (KIP-74).
+                    chunks = slot.reader.poll(slot.reader.next_offset, budget)
+                except (ReadFailed, Exception) as exc:  # a failed reader is dropped, the client retries
+                    slot.error = kafka_error_of(exc).code
+                    backend.release_reader(slot.reader, failed=True)
+                    slot.reader = None
+                    continue
+                for chunk in chunks:
+                    slot.chunks.append(chunk)
+                    slot.size += len(chunk)
+                    total += len(chunk)
+            remaining = deadline - time.monotonic()
+            if total >= max(request.min_bytes, 1) or remaining <= 0 or any(s.error for s in slots):
+                break
+            waiting = [s.reader.arrival() for s in slots if s.reader is not None]
+            if not waiting:
+                break
+            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for slot in slots:
+            if slot.reader is not None:
+                backend.release_reader(slot.reader)
+    return _response(backend, request, slots)
+
+
+async def _open(backend, slot: _Slot) -> None:
+    try:
+        check_kafka_name(slot.topic)
+        count = await backend.partition_count(slot.topic)
+        if not 0 <= slot.partition < count:
+            slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            return
+        if not 0 <= slot.offset <= offsets.MAX_OFFSET:
+            slot.error = ErrorCode.OFFSET_OUT_OF_RANGE
+            return
+        if backend.high_watermark(slot.topic, slot.partition) < 0:
+            await backend.latest_offset(slot.topic, slot.partition)
+        slot.reader = await backend.reader_at(slot.topic, slot.partition, slot.offset)
+    except InvalidTopicName:
+        slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    except KafkaError as exc:
+        slot.error = exc.code
+    except Exception as exc:
+        slot.error = kafka_error_of(exc).code
+        log.warning("opening a reader on %s-%d failed: %r", slot.topic, slot.partition, exc)
+
+
+def _response(backend, request, slots: list[_Slot]):
+    resp = response_class(API_KEY)
+    part_cls = resp.FetchableTopicResponse.PartitionData
+    by_topic: dict[str, list] = {}
+    for slot in slots:
+        if slot.reader is not None:
+            backend.note_written(backend.partition_state(slot.topic, slot.partition)[1], slot.reader.high_offset)
+        hw = max(backend.high_watermark(slot.topic, slot.partition), 0) if not slot.error else -1
+        by_topic.setdefault(slot.topic, []).append(part_cls(
+            partition_index=slot.partition, error_code=slot.error, high_watermark=hw, last_stable_offset=hw,
+            log_start_offset=-1, aborted_transactions=[], preferred_read_replica=-1,
+            records=b"".join(slot.chunks)))
+    return resp(throttle_time_ms=0, error_code=0, session_id=0,
+                responses=[resp.FetchableTopicResponse(topic=t, partitions=ps) for t, ps in by_topic.items()])

@@ -1,0 +1,60 @@
+"""ListOffsets (key 2), versions 1-10.
+
+Timestamps: -1 latest (log end offset), -2 earliest, -3 the record with the largest timestamp
+(answered as the last record: Pulsar keeps no timestamp index), -4 earliest local (= earliest:
+Pulsar's tiered storage is transparent to readers), and any timestamp >= 0: the first message
+*published* at or after it, found with Pulsar's publish-time seek.
+
+Deviations from Kafka:
+- Offsets are packed Pulsar positions (mapping/offsets.py): latest - earliest is not a count.
+- Lookup by timestamp uses Pulsar's publish time (when the broker stored the entry), which is what
+  Kafka does for topics with LogAppendTime; for CreateTime topics Kafka searches the record
+  timestamps instead. The timestamp answered is the message's event time (the Kafka record
+  timestamp) when it has one.
+"""
+
+from __future__ import annotations
+
+from ..mapping.topics import InvalidTopicName, check_kafka_name
+from ..protocol.errors import ErrorCode, KafkaError
+from .registry import handler, response_class
+
+API_KEY = 2
+LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
+
+
+@handler(API_KEY, 1, 10)
+async def serve(ctx, request):
+    resp = response_class(API_KEY)
+    part_cls = resp.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
+    topics = []
+    for topic in request.topics:
+        parts = []
+        for part in topic.partitions:
+            try:
+                offset, stamp = await _lookup(ctx.backend, topic.name, part.partition_index, part.timestamp)
+                error = ErrorCode.NONE
+            except KafkaError as exc:
+                offset, stamp, error = -1, -1, exc.code
+            parts.append(part_cls(partition_index=part.partition_index, error_code=error, timestamp=stamp,
+                                  offset=offset, leader_epoch=0, old_style_offsets=[]))
+        topics.append(resp.ListOffsetsTopicResponse(name=topic.name, partitions=parts))
+    return resp(throttle_time_ms=0, topics=topics)
+
+
+async def _lookup(backend, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
+    try:
+        check_kafka_name(topic)
+    except InvalidTopicName as exc:
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc)) from exc
+    if not 0 <= partition < await backend.partition_count(topic):
+        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic}-{partition} does not exist")
+    if timestamp == LATEST:
+        return await backend.latest_offset(topic, partition), -1
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
+        return await backend.earliest_offset(topic, partition), -1
+    if timestamp == MAX_TIMESTAMP:
+        return await backend.last_record(topic, partition)
+    if timestamp < 0:
+        raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown special timestamp {timestamp}")
+    return await backend.offset_for_timestamp(topic, partition, timestamp)

@@ -1,0 +1,73 @@
+"""Metadata (key 3), versions 0-13.
+
+Lists this gateway as the only broker (leader and sole replica of every partition) and the Kafka
+topics of the configured namespace, i.e. its Pulsar partitioned topics. A requested topic that does
+not exist is created as a Pulsar partitioned topic with ``topics.default_partitions`` partitions
+when ``topics.auto_create`` is on and the client allows it (``allow_auto_topic_creation``, v4+).
+
+Deviations from Kafka:
+- Topic ids are not kept: ``topic_id`` is the zero UUID (Kafka's "no id"), so clients fall back to
+  names; Fetch is served up to v12 and Produce up to v12 for that reason.
+- Non-partitioned Pulsar topics and Pulsar-internal topics (``__change_events``…) are not listed.
+- Leader epochs are reported as 0; no authorized operations are computed (-2147483648, "not asked").
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
+from ..protocol.errors import ErrorCode, KafkaError
+from .registry import handler, response_class
+
+API_KEY = 3
+ZERO_UUID = uuid.UUID(int=0)
+
+
+@handler(API_KEY, 0, 13)
+async def serve(ctx, request):
+    resp = response_class(API_KEY)
+    backend, cfg = ctx.backend, ctx.config
+    node = cfg.server.node_id
+    if request.topics is None:
+        names = sorted((await backend.list_topics()).items())
+        wanted = [(name, count, ErrorCode.NONE) for name, count in names]
+    else:
+        allow_create = cfg.topics.auto_create and (ctx.version < 4 or request.allow_auto_topic_creation)
+        wanted = [await _describe(backend, cfg, t.name, allow_create) for t in request.topics]
+    topics = []
+    for name, count, error in wanted:
+        partitions = [resp.MetadataResponseTopic.MetadataResponsePartition(
+            error_code=0, partition_index=p, leader_id=node, leader_epoch=0, replica_nodes=[node],
+            isr_nodes=[node], offline_replicas=[]) for p in range(count)]
+        topics.append(resp.MetadataResponseTopic(error_code=error, name=name, topic_id=ZERO_UUID,
+                                                 is_internal=False, partitions=partitions))
+    broker = resp.MetadataResponseBroker(node_id=node, host=cfg.server.advertised_host,
+                                         port=cfg.advertised_port, rack=None)
+    return resp(throttle_time_ms=0, brokers=[broker], cluster_id=cfg.server.cluster_id,
+                controller_id=node, topics=topics, error_code=0)
+
+
+async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCode]:
+    if name is None:
+        return "", 0, ErrorCode.UNKNOWN_TOPIC_ID  # topic ids are not kept (see the docstring)
+    try:
+        check_kafka_name(name)
+    except InvalidTopicName:
+        return name, 0, ErrorCode.INVALID_TOPIC_EXCEPTION
+    if is_hidden(name):
+        return name, 0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    try:
+        count = await backend.partition_count(name)
+        if count == 0 and allow_create:
+            try:
+                await backend.create_topic(name, cfg.topics.default_partitions)
+            except KafkaError as exc:
+                if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # another client raced us: fine
+                    raise
+            count = await backend.partition_count(name, fresh=True)
+    except KafkaError as exc:
+        return name, 0, exc.code
+    if count == 0:
+        return name, 0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    return name, count, ErrorCode.NONE

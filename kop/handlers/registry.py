@@ -1,0 +1,53 @@
+"""The handler registry: one entry per Kafka API kop serves, and the ApiVersions answer built from it.
+
+Each handler module registers itself with :func:`handler`, naming the API key and the versions it
+serves. ApiVersions advertises exactly these entries and nothing else, so a client never chooses an
+API or version that kop would then refuse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from ..protocol.messages import CODECS
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    api_key: int
+    min_version: int
+    max_version: int
+    # Versions advertised below min_version, decoded by nobody: clients that would pick them
+    # never do (Produce min 0, see produce.py), and a request in that range closes the connection.
+    advertised_min: int
+    serve: Callable[[Any, Any], Awaitable[Any]]
+
+    def serves(self, version: int) -> bool:
+        return self.min_version <= version <= self.max_version
+
+
+HANDLERS: dict[int, Handler] = {}
+
+
+def handler(api_key: int, min_version: int, max_version: int, advertised_min: int | None = None):
+    request_cls = CODECS[api_key][0]
+    low, high = request_cls.valid_versions
+    assert low <= min_version <= max_version <= high, (api_key, min_version, max_version)
+
+    def register(fn):
+        HANDLERS[api_key] = Handler(api_key, min_version, max_version,
+                                    min_version if advertised_min is None else advertised_min, fn)
+        return fn
+    return register
+
+
+def response_class(api_key: int) -> Any:
+    return CODECS[api_key][1]
+
+
+def load_all() -> dict[int, Handler]:
+    """Import every handler module (each registers itself)."""
+    from . import (api_versions, create_topics, delete_topics, fetch, init_producer_id,  # noqa: F401
+                   list_offsets, metadata, produce)
+    return HANDLERS

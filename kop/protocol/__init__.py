@@ -1,0 +1,1 @@
+"""Kafka's wire protocol, sans-IO: bytes in, objects out. Imports neither asyncio, sockets nor pulsar."""

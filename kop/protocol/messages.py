@@ -1,0 +1,135 @@
+"""Request/response codecs for every Kafka API kop serves, and the request/response headers.
+
+Message bodies come from kafka-python 3's ``kafka.protocol`` (pinned in pyproject.toml): one
+version-agnostic class per API, generated from Kafka's own JSON schemas, handling flexible versions,
+compact strings and tagged fields (unknown tags are skipped). kop wraps it here so nothing else
+imports it, and adds what a *server* needs and the library does not check: a body must be consumed
+exactly (a truncated or padded request is a protocol violation, not a silently shortened request).
+
+Headers are parsed by hand: they are tiny, and parsing them without copying the frame keeps the
+record bytes of a Produce request where they are.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+                                  DeleteTopicsResponse)
+from kafka.protocol.consumer import (FetchRequest, FetchResponse, ListOffsetsRequest,
+                                     ListOffsetsResponse)
+from kafka.protocol.metadata import (ApiVersionsRequest, ApiVersionsResponse, MetadataRequest,
+                                     MetadataResponse)
+from kafka.protocol.producer import (InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
+                                     ProduceResponse)
+
+from .errors import ProtocolViolation
+
+API_VERSIONS_KEY = 18
+
+# api_key -> (request class, response class)
+CODECS: dict[int, tuple[Any, Any]] = {
+    cls.API_KEY: (cls, resp) for cls, resp in [
+        (ProduceRequest, ProduceResponse),
+        (FetchRequest, FetchResponse),
+        (ListOffsetsRequest, ListOffsetsResponse),
+        (MetadataRequest, MetadataResponse),
+        (ApiVersionsRequest, ApiVersionsResponse),
+        (CreateTopicsRequest, CreateTopicsResponse),
+        (DeleteTopicsRequest, DeleteTopicsResponse),
+        (InitProducerIdRequest, InitProducerIdResponse),
+    ]
+}
+
+_HEAD = struct.Struct(">hhi")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+def peek_header(frame: bytes) -> tuple[int, int, int]:
+    """api_key, api_version, correlation_id: fixed positions in every header version."""
+    return _HEAD.unpack_from(frame, 0)
+
+
+def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if pos >= len(buf):
+            raise ProtocolViolation("truncated varint in request header")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise ProtocolViolation("varint longer than 5 bytes in request header")
+
+
+def is_flexible(api_key: int, api_version: int) -> bool:
+    return CODECS[api_key][0].flexible_version_q(api_version)
+
+
+def parse_header(frame: bytes, flexible: bool) -> tuple[RequestHeader, int]:
+    """Request header v1 (client_id) or v2 (plus tagged fields); returns it and the body's offset."""
+    api_key, api_version, correlation_id = _HEAD.unpack_from(frame, 0)
+    pos = _HEAD.size
+    if pos + 2 > len(frame):
+        raise ProtocolViolation("request header truncated before client_id")
+    (length,) = struct.unpack_from(">h", frame, pos)
+    pos += 2
+    client_id = None
+    if length >= 0:
+        if pos + length > len(frame):
+            raise ProtocolViolation("request header truncated inside client_id")
+        client_id = frame[pos:pos + length].decode("utf-8", "replace")
+        pos += length
+    elif length != -1:
+        raise ProtocolViolation(f"negative client_id length {length}")
+    if flexible:  # header v2: tagged fields, none of which kop uses: skip them
+        count, pos = _read_uvarint(frame, pos)
+        for _ in range(count):
+            _tag, pos = _read_uvarint(frame, pos)
+            size, pos = _read_uvarint(frame, pos)
+            pos += size
+            if pos > len(frame):
+                raise ProtocolViolation("request header tagged field runs past the frame")
+    return RequestHeader(api_key, api_version, correlation_id, client_id), pos
+
+
+def decode_request(api_key: int, api_version: int, frame: bytes, offset: int) -> Any:
+    """Decode a request body, insisting that it fills the frame exactly."""
+    cls = CODECS[api_key][0]
+    flexible = cls.flexible_version_q(api_version)
+    decoder = cls._struct.compiled_decode_from(api_version, compact=flexible, tagged=flexible,
+                                               data_class=cls[None])
+    view = memoryview(frame)
+    try:
+        request, end = decoder(view, offset)
+    except ProtocolViolation:
+        raise
+    except Exception as exc:  # the generated decoder raises struct/Index/Unicode/Value errors
+        raise ProtocolViolation(f"undecodable {cls.__name__} v{api_version}: {exc!r}") from exc
+    if end != len(frame):
+        raise ProtocolViolation(f"{cls.__name__} v{api_version}: body is {len(frame) - offset} bytes, "
+                                f"decoded {end - offset}")
+    request._version = api_version
+    return request
+
+
+def encode_response(api_key: int, api_version: int, correlation_id: int, response: Any) -> list[bytes]:
+    """The framed response as a list of chunks (size + header, body)."""
+    body = response.encode(version=api_version)
+    if api_key != API_VERSIONS_KEY and is_flexible(api_key, api_version):
+        header = struct.pack(">iib", 4 + 1 + len(body), correlation_id, 0)  # header v1: empty tags
+    else:
+        header = struct.pack(">ii", 4 + len(body), correlation_id)  # header v0 (always for ApiVersions)
+    return [header, body]

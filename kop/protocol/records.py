@@ -1,0 +1,289 @@
+"""Kafka v2 record batches ("magic 2"): split, validate, decode and build them.
+
+Sans-IO: bytes in, objects out. A Produce request's ``records`` field holds
+one or more concatenated batches, each starting with this 61-byte header
+(big-endian, Kafka's field names)::
+
+    offset size field
+         0    8 baseOffset            assigned by the broker; 0 from producers
+         8    4 batchLength           bytes after this field: batch = batchLength + 12
+        12    4 partitionLeaderEpoch
+        16    1 magic                 2 for this format
+        17    4 crc                   CRC-32C of bytes 21 .. end of batch
+        21    2 attributes            compression (bits 0-2), timestampType (3),
+                                      isTransactional (4), isControl (5)
+        23    4 lastOffsetDelta
+        27    8 baseTimestamp
+        35    8 maxTimestamp
+        43    8 producerId
+        51    2 producerEpoch
+        53    4 baseSequence
+        57    4 recordsCount
+        61    . records               compressed as one blob when compression != 0
+
+The CRC starts at ``attributes`` (byte 21), so ``baseOffset``, ``batchLength``,
+``partitionLeaderEpoch`` and ``magic`` lie outside it. That is deliberate in
+Kafka: the broker assigns offsets (and the leader epoch) to a batch by
+overwriting bytes 0..8 in place, without re-checksumming or re-encoding the
+records. The gateway does the same (``rewrite_base_offset``).
+
+Per-record work (varints, decompression) is delegated to aiokafka's Cython
+codec; this module adds the batch-level validation Kafka's broker performs and
+turns every codec failure into one of two errors the gateway can map to a
+Kafka error code.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from dataclasses import dataclass, field
+
+import crc32c
+from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+
+BATCH_HEADER_SIZE = 61
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_INT64, _INT32, _UINT32, _INT16 = (struct.Struct(f) for f in (">q", ">i", ">I", ">h"))
+_LENGTH_POS, _MAGIC_POS, _CRC_POS, _ATTRIBUTES_POS = 8, 16, 17, 21  # the CRC covers 21..end
+_LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
+
+MAGIC = 2
+COMPRESSION_NONE, COMPRESSION_GZIP, COMPRESSION_SNAPPY, COMPRESSION_LZ4, COMPRESSION_ZSTD = range(5)
+NO_TIMESTAMP = -1
+
+
+class CorruptRecordError(ValueError):
+    """The bytes are damaged (CRC, length, truncation, undecodable payload): CORRUPT_MESSAGE."""
+
+
+class InvalidRecordError(ValueError):
+    """The batch is well formed but not acceptable (magic, control, counts, header keys): INVALID_RECORD."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    """The 61-byte v2 batch header, fields in wire order."""
+
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def compression(self) -> int:
+        """0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd."""
+        return self.attributes & 0x07
+
+    @property
+    def timestamp_type(self) -> int:
+        """0 CreateTime, 1 LogAppendTime (then every record's timestamp is ``max_timestamp``)."""
+        return (self.attributes >> 3) & 1
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & 0x10)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & 0x20)
+
+    @property
+    def size(self) -> int:
+        """Whole batch size in bytes, header included."""
+        return self.batch_length + _LOG_OVERHEAD
+
+
+@dataclass(slots=True)
+class Record:
+    """One decoded record; ``timestamp`` is absolute epoch ms (-1 for none)."""
+
+    offset_delta: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+def parse_header(buf, pos: int = 0) -> BatchHeader:
+    """Unpack the header at ``pos``; the caller guarantees 61 bytes are there."""
+    return BatchHeader(*_HEADER.unpack_from(buf, pos))
+
+
+def split_batches(records, *, allow_control: bool = False) -> list[tuple[BatchHeader, memoryview]]:
+    """Validate and split concatenated batches, returning zero-copy views of each.
+
+    Checks mirror what Kafka's broker does before appending a Produce request.
+    Control batches (transaction markers) are written only by brokers, so a
+    client sending one is refused unless ``allow_control`` (e.g. reading back
+    batches the gateway stored itself).
+    """
+    view = memoryview(records).cast("B")
+    batches = []
+    pos = 0
+    while pos < len(view):
+        header, batch = _next_batch(view, pos, allow_control)
+        batches.append((header, batch))
+        pos += header.size
+    return batches
+
+
+def _next_batch(view: memoryview, pos: int, allow_control: bool) -> tuple[BatchHeader, memoryview]:
+    """Check one batch at ``pos``, in Kafka's order: length, magic (it decides the layout), CRC, counts.
+
+    Magic is read before the v2 size check so that a v0/v1 message set is
+    reported as the wrong format (INVALID_RECORD) rather than as damage.
+    """
+    remaining = len(view) - pos
+    if remaining <= _MAGIC_POS:
+        raise CorruptRecordError(f"{remaining} trailing bytes at position {pos}: a truncated batch header")
+    (batch_length,) = _INT32.unpack_from(view, pos + _LENGTH_POS)
+    if batch_length <= _MAGIC_POS - _LOG_OVERHEAD or batch_length + _LOG_OVERHEAD > remaining:
+        raise CorruptRecordError(f"batchLength {batch_length} at {pos} overruns the {remaining} bytes left")
+    if (magic := view[pos + _MAGIC_POS]) != MAGIC:
+        raise InvalidRecordError(f"unsupported magic {magic} at {pos}: only v2 record batches are accepted")
+    if batch_length + _LOG_OVERHEAD < BATCH_HEADER_SIZE:
+        raise CorruptRecordError(f"batchLength {batch_length} at {pos} is shorter than a v2 header")
+    header = parse_header(view, pos)
+    batch = view[pos : pos + header.size]
+    _check_crc(header, batch)
+    _check_header(header, allow_control)
+    return header, batch
+
+
+def _check_crc(header: BatchHeader, batch: memoryview) -> None:
+    actual = crc32c.crc32c(batch[_ATTRIBUTES_POS:])
+    if actual != header.crc:
+        raise CorruptRecordError(f"batch CRC mismatch: expected {header.crc:#010x}, computed {actual:#010x}")
+
+
+def _check_header(header: BatchHeader, allow_control: bool) -> None:
+    """Refuse what a CRC cannot catch: a client's own encoding mistakes."""
+    if header.compression > COMPRESSION_ZSTD:
+        raise CorruptRecordError(f"unknown compression codec {header.compression} in attributes")
+    if header.is_control and not allow_control:
+        raise InvalidRecordError("control batches are written by the broker, not by clients")
+    if header.records_count < 1 and not header.is_control:
+        raise InvalidRecordError(f"recordsCount {header.records_count}: a batch holds at least one record")
+    if header.records_count >= 1 and header.last_offset_delta != header.records_count - 1:
+        raise InvalidRecordError(f"lastOffsetDelta {header.last_offset_delta} != recordsCount - 1")
+
+
+def with_base_offset(batch, base_offset: int) -> bytearray:
+    """Copy of ``batch`` carrying ``base_offset``; the CRC stays valid (the first 8 bytes are outside it)."""
+    copy = bytearray(batch)
+    rewrite_base_offset(copy, base_offset)
+    return copy
+
+
+def rewrite_base_offset(buf: bytearray | memoryview, base_offset: int, pos: int = 0) -> None:
+    """Assign offsets to the batch at ``pos`` in place, as Kafka's broker does."""
+    _INT64.pack_into(buf, pos, base_offset)
+
+
+def decode_records(batch) -> list[Record]:
+    """Decode every record of exactly one batch (any compression).
+
+    The CRC is not re-checked here: ``split_batches`` already did it on the
+    way in. Codec failures become CorruptRecordError, except non-UTF-8 header
+    keys (well-formed bytes Kafka cannot represent) which become InvalidRecordError.
+    """
+    # bytes(): the Cython reader peeks at some varints without bounds checks; a bytes
+    # object always ends in a NUL byte, which stops them (and is a no-op for bytes input).
+    data = bytes(batch)
+    header = _header_of_single_batch(data)
+    try:
+        decoded = list(DefaultRecordBatch(data))
+    except UnicodeDecodeError as exc:
+        raise InvalidRecordError(f"record header key is not valid UTF-8: {exc}") from exc
+    except Exception as exc:  # the codec raises whatever its decompressors raise
+        raise CorruptRecordError(f"cannot decode records: {type(exc).__name__}: {exc}") from exc
+    if len(decoded) != header.records_count:
+        raise InvalidRecordError(f"recordsCount {header.records_count} but {len(decoded)} records decoded")
+    base = header.base_offset
+    return [Record(r.offset - base, _timestamp(r), r.key, r.value, r.headers) for r in decoded]
+
+
+def _timestamp(record) -> int:
+    """aiokafka may report Kafka's NO_TIMESTAMP as None; keep Kafka's -1."""
+    return NO_TIMESTAMP if record.timestamp is None else record.timestamp
+
+
+def _header_of_single_batch(data: bytes) -> BatchHeader:
+    """Check framing before the Cython reader, which reads the header without bounds checks."""
+    if len(data) < BATCH_HEADER_SIZE:
+        raise CorruptRecordError(f"{len(data)} bytes is shorter than a batch header")
+    header = parse_header(data)
+    if header.magic != MAGIC:
+        raise InvalidRecordError(f"unsupported magic {header.magic}")
+    if header.size != len(data):
+        raise CorruptRecordError(f"batchLength says {header.size} bytes but the batch has {len(data)}")
+    return header
+
+
+def build_batch(
+    records: list[Record],
+    *,
+    base_offset: int = 0,
+    compression: int = COMPRESSION_NONE,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    is_transactional: bool = False,
+    timestamp_type: int = 0,
+) -> bytearray:
+    """Encode ``records`` as one v2 batch; offsets are base_offset + each offset_delta.
+
+    Gaps between offset deltas are kept (as after compaction); lastOffsetDelta
+    is then the last record's delta, so such a batch is fine in a Fetch answer
+    but would be refused by ``split_batches``. With ``timestamp_type=1``
+    (LogAppendTime) readers report ``max_timestamp`` for every record.
+    """
+    _check_buildable(records, compression, timestamp_type)
+    builder = DefaultRecordBatchBuilder(
+        MAGIC, compression, int(is_transactional), producer_id, producer_epoch, base_sequence, sys.maxsize
+    )
+    for r in records:
+        headers = [(k, v if v is None or type(v) is bytes else bytes(v)) for k, v in r.headers]
+        if builder.append(r.offset_delta, r.timestamp, r.key, r.value, headers) is None:
+            raise ValueError(f"aiokafka refused the record at offset delta {r.offset_delta}")
+    buf = builder.build()
+    if timestamp_type:
+        _set_attribute_bits(buf, 0x08)
+    rewrite_base_offset(buf, base_offset)
+    return buf
+
+
+def _check_buildable(records: list[Record], compression: int, timestamp_type: int) -> None:
+    """Refuse inputs aiokafka's builder would silently encode wrongly."""
+    if not records:
+        raise ValueError("a batch needs at least one record")
+    if not COMPRESSION_NONE <= compression <= COMPRESSION_ZSTD:
+        raise ValueError(f"unknown compression codec {compression}")
+    if timestamp_type not in (0, 1):
+        raise ValueError(f"timestamp_type must be 0 or 1, not {timestamp_type}")
+    previous = -1
+    for r in records:
+        if not previous < r.offset_delta <= 0x7FFFFFFF:
+            raise ValueError(f"offset deltas must increase within int32: {r.offset_delta} after {previous}")
+        previous = r.offset_delta
+    # The builder uses baseTimestamp == -1 as "no record yet": a leading -1 would be
+    # replaced by the next record's timestamp.
+    if records[0].timestamp == NO_TIMESTAMP and any(r.timestamp != NO_TIMESTAMP for r in records):
+        raise ValueError("aiokafka cannot encode an untimed (-1) first record before timestamped ones")
+
+
+def _set_attribute_bits(buf: bytearray, bits: int) -> None:
+    """OR ``bits`` into attributes; they lie inside the CRC, so reseal it."""
+    (attributes,) = _INT16.unpack_from(buf, _ATTRIBUTES_POS)
+    _INT16.pack_into(buf, _ATTRIBUTES_POS, attributes | bits)
+    _UINT32.pack_into(buf, _CRC_POS, crc32c.crc32c(memoryview(buf)[_ATTRIBUTES_POS:]))

@@ -1,0 +1,1 @@
+"""Listeners and connections: framing, ordering, limits. Knows nothing of Pulsar."""

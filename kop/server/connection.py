@@ -1,0 +1,178 @@
+"""One Kafka client connection: frames in, handler tasks started in order, responses out in order.
+
+Two kinds of failure (STYLE habit 5): the peer broke the protocol — oversized, negative, truncated
+or undecodable frames, an API or version kop does not serve — and the connection is closed with a
+log line; or a request failed, and the handler answers with a Kafka error code.
+
+Memory is bounded per connection: a frame's size is checked before it is buffered (framing.py);
+at most ``max_inflight_requests`` requests are in progress (reading pauses beyond that); and when
+the client stops reading responses, the transport's write buffer fills, ``pause_writing`` fires and
+reading pauses too, so a slow reader cannot make kop queue responses without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, Callable
+
+from ..protocol import messages
+from ..protocol.errors import ProtocolViolation
+from ..protocol.framing import FrameDecoder
+
+log = logging.getLogger(__name__)
+
+
+class KafkaConnection(asyncio.Protocol):
+    def __init__(self, *, handlers: dict, make_context: Callable, max_frame_size: int,
+                 max_inflight: int, fallback_api_versions: Callable[[int], list[bytes]],
+                 on_close: Callable[["KafkaConnection"], None] | None = None) -> None:
+        self._handlers = handlers
+        self._make_context = make_context
+        self._decoder = FrameDecoder(max_frame_size)
+        self._max_inflight = max_inflight
+        self._fallback = fallback_api_versions
+        self._on_close = on_close
+        self._pending: collections.deque[asyncio.Future] = collections.deque()
+        self._transport: asyncio.Transport | None = None
+        self._peer = "?"
+        self._reading_paused = False
+        self._writing_paused = False
+        self._closed = False
+        self._flusher: asyncio.Task | None = None
+        self._wakeup = asyncio.Event()
+        self.requests_served = 0
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._flusher = asyncio.ensure_future(self._flush_in_order())
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        try:
+            for frame in self._decoder.feed(data):
+                self._dispatch(frame)
+        except ProtocolViolation as exc:
+            self.abort(str(exc))
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._wakeup.set()
+        if self._flusher is not None:
+            self._flusher.cancel()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _dispatch(self, frame: bytes) -> None:
+        api_key, api_version, correlation_id = messages.peek_header(frame)
+        entry = self._handlers.get(api_key)
+        if entry is None:
+            raise ProtocolViolation(f"unknown or unserved API key {api_key} (version {api_version})")
+        if not entry.serves(api_version):
+            if api_key == messages.API_VERSIONS_KEY and api_version > entry.max_version:
+                self._queue_ready(self._fallback(correlation_id))  # KIP-511
+                return
+            raise ProtocolViolation(f"API key {api_key} version {api_version} is not served "
+                                    f"(serving {entry.min_version}-{entry.max_version})")
+        header, offset = messages.parse_header(frame, messages.is_flexible(api_key, api_version))
+        request = messages.decode_request(api_key, api_version, frame, offset)
+        ctx = self._make_context(header, self._peer)
+        task = asyncio.ensure_future(self._run(entry, ctx, request))
+        self._pending.append(task)
+        self._update_reading()
+
+    async def _run(self, entry, ctx, request) -> list[bytes] | None:
+        try:
+            response = await entry.serve(ctx, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: handler for API %d v%d failed; closing the connection", self._peer,
+                          entry.api_key, ctx.version)
+            raise
+        finally:
+            self._wakeup.set()
+        if response is None:  # acks=0 produce: no answer
+            return None
+        return messages.encode_response(entry.api_key, ctx.version, ctx.header.correlation_id, response)
+
+    def _queue_ready(self, chunks: list[bytes]) -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(chunks)
+        self._pending.append(future)
+        self._wakeup.set()
+
+    async def _flush_in_order(self) -> None:
+        while not self._closed:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending and self._pending[0].done():
+                future = self._pending.popleft()
+                if future.cancelled():
+                    continue
+                if future.exception() is not None:
+                    self.abort("a request failed unexpectedly")
+                    return
+                chunks = future.result()
+                if chunks and self._transport is not None and not self._closed:
+                    self._transport.writelines(chunks)
+                self.requests_served += 1
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self._transport is None or self._closed:
+            return
+        should_pause = len(self._pending) >= self._max_inflight or self._writing_paused
+        if should_pause and not self._reading_paused:
+            self._transport.pause_reading()
+            self._reading_paused = True
+        elif not should_pause and self._reading_paused:
+            self._transport.resume_reading()
+            self._reading_paused = False
+
+    def abort(self, reason: str) -> None:
+        if self._closed:
+            return
+        log.warning("closing connection from %s: %s", self._peer, reason)
+        self._closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def close(self) -> None:
+        if self._transport is not None and not self._closed:
+            self._closed = True
+            self._transport.close()
+
+    @property
+    def idle(self) -> bool:
+        return not self._pending
+
+    async def drain_pending(self, timeout: float) -> None:
+        """Let requests already received finish (used on SIGTERM)."""
+        if self._pending:
+            await asyncio.wait(list(self._pending), timeout=timeout)
+            self._wakeup.set()
+            await asyncio.sleep(0)
+

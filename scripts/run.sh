@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# What `make run` runs: the gateway in the foreground, with a Pulsar standalone behind it.
+#
+#   scripts/run.sh [kop serve args...]     e.g. scripts/run.sh --config kop.toml
+#
+# 1. makes sure .venv is installed (`make install`: fast when nothing changed);
+# 2. starts a Pulsar standalone with scripts/pulsar.sh (run dir .run/pulsar) unless one already
+#    answers at the admin URL, and remembers whether it started it;
+# 3. runs `.venv/bin/kop serve "$@"` (Kafka on 127.0.0.1:9092 by default).
+# Ctrl-C or SIGTERM stops kop (SIGTERM, then SIGKILL after RUN_STOP_TIMEOUT s or on a second
+# Ctrl-C), then the Pulsar this script started, and only that one. Exits with kop's exit code.
+#
+# Environment: PULSAR_AUTOSTART=0 never starts Pulsar (for a remote one: pass --pulsar-url and
+# --admin-url to kop); everything scripts/pulsar.sh reads (KOP_CACHE, KOP_PULSAR_ADMIN_URL,
+# PULSAR_HEAP, PULSAR_EXTRA_CONF) is passed through.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+log() { printf '[run.sh] %s\n' "$*" >&2; }
+
+make --no-print-directory -s install
+
+started_pulsar=0
+kop_pid=
+watchdog_pid=
+signals=0
+
+stop_kop() {
+  signals=$((signals + 1))
+  [ -n "$kop_pid" ] || exit 130
+  if [ "$signals" -ge 2 ]; then
+    log "killing kop (pid $kop_pid)"; kill -KILL "$kop_pid" 2>/dev/null || true
+  else
+    log "stopping kop (pid $kop_pid)"; kill -TERM "$kop_pid" 2>/dev/null || true
+    # Escalate if kop does not exit in time.
+    ( for _ in $(seq "${RUN_STOP_TIMEOUT:-20}"); do sleep 1; kill -0 "$kop_pid" 2>/dev/null || exit 0; done
+      log "kop still running after ${RUN_STOP_TIMEOUT:-20} s: killing it"; kill -KILL "$kop_pid" 2>/dev/null || true ) &
+    watchdog_pid=$!
+  fi
+}
+
+cleanup() {
+  local rc=$?
+  trap '' INT TERM   # a further Ctrl-C must not interrupt stopping Pulsar
+  if [ -n "$watchdog_pid" ]; then kill "$watchdog_pid" 2>/dev/null || true; fi
+  if [ -n "$kop_pid" ] && kill -0 "$kop_pid" 2>/dev/null; then kill -KILL "$kop_pid" 2>/dev/null || true; fi
+  if [ "$started_pulsar" = 1 ]; then scripts/pulsar.sh stop || true; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap stop_kop INT TERM
+
+if [ "${PULSAR_AUTOSTART:-1}" = 0 ]; then
+  log "PULSAR_AUTOSTART=0: not starting Pulsar"
+elif scripts/pulsar.sh status; then
+  log "a Pulsar already answers at ${KOP_PULSAR_ADMIN_URL:-http://127.0.0.1:8080}: using it (it stays running on exit)"
+  scripts/pulsar.sh wait
+else
+  started_pulsar=1
+  scripts/pulsar.sh start
+fi
+
+# In the background, so that this shell can forward INT/TERM to it and then stop Pulsar.
+.venv/bin/kop serve "$@" &
+kop_pid=$!
+rc=0
+while :; do
+  rc=0; wait "$kop_pid" || rc=$?
+  # wait returns early (>128) when a trapped signal arrives; kop may still run (or be a zombie).
+  if [ "$rc" -gt 128 ] && kill -0 "$kop_pid" 2>/dev/null; then continue; fi
+  break
+done
+kop_pid=
+log "kop exited with code $rc"
+exit "$rc"
