@@ -1,0 +1,50 @@
+"""Shared fixtures. Tests under tests/integration and tests/clients need the real Pulsar: when none
+answers at KOP_PULSAR_ADMIN_URL (default http://127.0.0.1:8080), one is started with
+scripts/pulsar.sh for the session (make test / scripts/test.sh normally did that already)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from support import ROOT, Gateway, pulsar_reachable
+
+
+@pytest.fixture(scope="session")
+def pulsar():
+    started = False
+    if not pulsar_reachable():
+        env = {**os.environ, "KOP_RUN_DIR": str(ROOT / ".run" / "pulsar-test"), "KOP_PULSAR_FRESH": "1",
+               "PULSAR_EXTRA_CONF": os.environ.get("TEST_PULSAR_CONF", "managedLedgerMaxEntriesPerLedger=200")}
+        subprocess.run([str(ROOT / "scripts" / "pulsar.sh"), "start"], check=True, env=env)
+        started = True
+    yield
+    if started:
+        env = {**os.environ, "KOP_RUN_DIR": str(ROOT / ".run" / "pulsar-test")}
+        subprocess.run([str(ROOT / "scripts" / "pulsar.sh"), "stop"], check=False, env=env)
+
+
+@pytest.fixture
+def gateways(pulsar):
+    """Factory: ``gateways(*cli_args, env=...)`` starts a kop process; all are stopped afterwards."""
+    started: list[Gateway] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, port: int | None = None) -> Gateway:
+        gw = Gateway(*args, env=env, port=port).start()
+        started.append(gw)
+        return gw
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture(params=["pulsar", "kafka"])
+def entry_format(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def gateway(gateways, entry_format):
+    return gateways("--entry-format", entry_format)

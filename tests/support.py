@@ -1,0 +1,156 @@
+"""Test support: run kop as a real process, talk raw Kafka protocol, reach Pulsar's admin API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("KOP_PULSAR_ADMIN_URL", "http://127.0.0.1:8080")
+SERVICE_URL = os.environ.get("KOP_PULSAR_SERVICE_URL", "pulsar://127.0.0.1:6650")
+LOG_DIR = ROOT / ".run" / "test-logs"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def admin(path: str, method: str = "GET", body: object | None = None) -> tuple[int, object]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{ADMIN_URL}/admin/v2/{path}", method=method, data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read().decode()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    try:
+        return status, json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return status, raw
+
+
+def pulsar_reachable() -> bool:
+    try:
+        return admin("brokers/health")[1] == "ok"
+    except OSError:
+        return False
+
+
+class Gateway:
+    """A kop process (`python -m kop.cli serve`) on a free port; its log is kept for assertions."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.args = list(args)
+        self.env = env or {}
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"kop-{self.port}-{uuid.uuid4().hex[:6]}.log"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> "Gateway":
+        env = {**os.environ, **self.env}
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kop.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
+             "--admin-url", ADMIN_URL, "--pulsar-url", SERVICE_URL, *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kop exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"kop did not listen within {timeout} s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+        finally:
+            self._log.close()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+# -- raw Kafka protocol, for tests that must send what no client would --------------------------
+
+def raw_request(api_key: int, version: int, body: bytes, correlation_id: int = 1, client_id: str = "raw",
+                flexible: bool = False) -> bytes:
+    cid = client_id.encode()
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(cid)) + cid
+    if flexible:
+        header += b"\x00"
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def read_frame(sock: socket.socket, timeout: float = 10) -> bytes | None:
+    """One response frame, or None if the server closed the connection."""
+    sock.settimeout(timeout)
+    size_bytes = _read_exact(sock, 4)
+    if size_bytes is None:
+        return None
+    (size,) = struct.unpack(">i", size_bytes)
+    return _read_exact(sock, size)
+
+
+def _read_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        try:
+            chunk = sock.recv(n - len(buf))
+        except ConnectionResetError:
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def closed_by_server(sock: socket.socket, timeout: float = 10) -> bool:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
