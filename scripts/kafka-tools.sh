@@ -20,6 +20,7 @@
 #   kafka-delete-records.sh       org.apache.kafka.tools.DeleteRecordsCommand
 #   kafka-transactions.sh         org.apache.kafka.tools.TransactionsCommand
 #   kafka-broker-api-versions.sh  org.apache.kafka.tools.BrokerApiVersionsCommand
+# (the joptsimple tools, e.g. ConsoleProducer, print --help to stderr and exit 1: Kafka's behaviour.)
 #
 # The pom (generated in $KOP_CACHE/kafka-tools-4.1.2/pom.xml) copies the runtime dependencies of
 # org.apache.kafka:kafka-tools and kafka-clients, plus a log4j2 backend aligned with log4j-bom

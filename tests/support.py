@@ -154,3 +154,39 @@ def closed_by_server(sock: socket.socket, timeout: float = 10) -> bool:
         return True
     except socket.timeout:
         return False
+
+
+class RawClient:
+    """A blocking Kafka client speaking exactly the requests a test builds (kafka.protocol classes)."""
+
+    def __init__(self, bootstrap: str, timeout: float = 30) -> None:
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.timeout = timeout
+        self._correlation = 0
+
+    def send(self, request, version: int) -> int:
+        self._correlation += 1
+        request.with_header(correlation_id=self._correlation, client_id="raw-test")
+        frame = bytes(request.encode(version=version, header=True, framed=True))
+        self.sock.sendall(frame)
+        return self._correlation
+
+    def call(self, request, version: int, response_cls):
+        correlation = self.send(request, version)
+        frame = read_frame(self.sock, self.timeout)
+        assert frame is not None, "the gateway closed the connection"
+        (got,) = struct.unpack_from(">i", frame, 0)
+        assert got == correlation
+        flexible = request.flexible_version_q(version) and response_cls.__name__ != "ApiVersionsResponse"
+        body = frame[5:] if flexible else frame[4:]  # header v1 has an (empty) tagged-field byte
+        return response_cls.decode(body, version=version)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "RawClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
