@@ -258,7 +258,7 @@ class PulsarBackend:
         url = partition_topic(self.namespace, topic, partition).url
         try:
             reader = await _call_async(self.client.create_reader_async, url,
-                                       pulsar.MessageId.earliest._msg_id, _reader_conf())
+                                       pulsar.MessageId.earliest, _reader_conf())
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         wrapper = PartitionReader(reader, url, 0)

@@ -1,0 +1,536 @@
+"""kop.protocol.messages: request headers, exact request decoding, response framing; the handler
+registry and the ApiVersions answer built from it. Requests and responses are cross-checked against
+kafka-python's own ``kafka.protocol`` encoders/decoders (a client's view of the wire)."""
+
+from __future__ import annotations
+
+import struct
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
+                                  DeleteTopicsResponse)
+from kafka.protocol.consumer import FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse
+from kafka.protocol.metadata import (ApiVersionsRequest, ApiVersionsResponse, MetadataRequest,
+                                     MetadataResponse)
+from kafka.protocol.producer import (InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
+                                     ProduceResponse)
+
+from kop.protocol import messages
+from kop.protocol.errors import ErrorCode, ProtocolViolation
+from kop.protocol.messages import (API_VERSIONS_KEY, CODECS, RequestHeader, decode_request, encode_response,
+                                   is_flexible, parse_header, peek_header)
+from kop.protocol.records import Record, build_batch
+
+TOPIC_ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+BATCH = bytes(build_batch([Record(0, 1_700_000_000_000, b"key", b"value", [("h", b"x")]),
+                           Record(1, 1_700_000_000_001, None, None, [])]))
+
+
+# --- request headers, built by hand ---------------------------------------------------------------------
+
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def header_v1(api_key: int, version: int, correlation_id: int, client_id: bytes | None) -> bytes:
+    head = struct.pack(">hhi", api_key, version, correlation_id)
+    if client_id is None:
+        return head + struct.pack(">h", -1)
+    return head + struct.pack(">h", len(client_id)) + client_id
+
+
+def tagged_fields(fields: list[tuple[int, bytes]]) -> bytes:
+    out = uvarint(len(fields))
+    for tag, data in fields:
+        out += uvarint(tag) + uvarint(len(data)) + data
+    return out
+
+
+def header_v2(api_key, version, correlation_id, client_id, fields=()) -> bytes:
+    return header_v1(api_key, version, correlation_id, client_id) + tagged_fields(list(fields))
+
+
+def test_parse_header_v1():
+    body = b"\x01\x02\x03"
+    frame = header_v1(3, 4, 12345, b"my-client") + body
+    header, pos = parse_header(frame, flexible=False)
+    assert header == RequestHeader(3, 4, 12345, "my-client")
+    assert frame[pos:] == body
+
+
+def test_parse_header_v1_negative_values():
+    frame = header_v1(3, 4, -7, b"")
+    header, pos = parse_header(frame, flexible=False)
+    assert header.correlation_id == -7
+    assert header.client_id == ""
+    assert pos == len(frame)
+
+
+def test_parse_header_v1_null_client_id():
+    frame = header_v1(0, 9, 1, None) + b"BODY"
+    header, pos = parse_header(frame, flexible=False)
+    assert header.client_id is None
+    assert pos == 10
+    assert frame[pos:] == b"BODY"
+
+
+def test_parse_header_utf8_client_id():
+    cid = "клиент-Ω-✓"
+    frame = header_v1(3, 1, 1, cid.encode())
+    header, pos = parse_header(frame, flexible=False)
+    assert header.client_id == cid
+    assert pos == len(frame)
+
+
+def test_parse_header_v2_no_tags():
+    frame = header_v2(3, 12, 99, b"cid") + b"rest"
+    header, pos = parse_header(frame, flexible=True)
+    assert header == RequestHeader(3, 12, 99, "cid")
+    assert frame[pos:] == b"rest"
+
+
+def test_parse_header_v2_skips_unknown_tagged_fields():
+    fields = [(0, b"abc"), (7, b""), (300, b"\xff" * 200), (2**20, b"x" * 5)]
+    frame = header_v2(1, 12, 42, b"client", fields) + b"\x00BODY"
+    header, pos = parse_header(frame, flexible=True)
+    assert header == RequestHeader(1, 12, 42, "client")
+    assert frame[pos:] == b"\x00BODY"
+
+
+def test_parse_header_v2_null_client_id_and_tags():
+    frame = header_v2(18, 3, 5, None, [(1, b"zz")])
+    header, pos = parse_header(frame, flexible=True)
+    assert header.client_id is None
+    assert pos == len(frame)
+
+
+def test_parse_header_v2_tag_count_as_multibyte_varint():
+    fields = [(i, bytes([i])) for i in range(130)]  # count 130 needs a 2-byte varint
+    frame = header_v2(3, 9, 1, b"c", fields) + b"B"
+    _, pos = parse_header(frame, flexible=True)
+    assert frame[pos:] == b"B"
+
+
+def test_peek_header():
+    frame = header_v2(22, 4, -3, b"x", [(0, b"a")])
+    assert peek_header(frame) == (22, 4, -3)
+
+
+@pytest.mark.parametrize("flexible, frame", [
+    (False, header_v1(3, 4, 1, b"client-id")),
+    (False, header_v1(3, 4, 1, b"")),
+    (True, header_v2(3, 9, 1, b"client-id")),
+    (True, header_v2(3, 9, 1, None, [(0, b"abc"), (5, b"x" * 130)])),
+    (True, header_v2(3, 9, 1, b"c", [(2**14, b"data")])),
+])
+def test_truncated_headers_raise(flexible, frame):
+    parse_header(frame, flexible)  # the whole header parses
+    # any cut after the fixed 8 bytes (a frame is never shorter: see framing.py) is a violation
+    for cut in range(8, len(frame)):
+        with pytest.raises(ProtocolViolation):
+            parse_header(frame[:cut], flexible)
+
+
+def test_client_id_length_past_frame_raises():
+    frame = struct.pack(">hhih", 3, 4, 1, 50) + b"short"
+    with pytest.raises(ProtocolViolation):
+        parse_header(frame, flexible=False)
+
+
+@pytest.mark.parametrize("length", [-2, -100, -32768])
+def test_negative_client_id_length_other_than_minus_one_raises(length):
+    frame = struct.pack(">hhih", 3, 4, 1, length) + b"x" * 40
+    with pytest.raises(ProtocolViolation):
+        parse_header(frame, flexible=False)
+
+
+def test_tagged_field_size_past_frame_raises():
+    frame = header_v1(3, 9, 1, b"c") + uvarint(1) + uvarint(0) + uvarint(10) + b"abc"
+    with pytest.raises(ProtocolViolation):
+        parse_header(frame, flexible=True)
+
+
+def test_overlong_varint_raises():
+    frame = header_v1(3, 9, 1, b"c") + b"\x80\x80\x80\x80\x80\x01"
+    with pytest.raises(ProtocolViolation):
+        parse_header(frame, flexible=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=8, max_size=80), st.booleans())
+def test_parse_header_garbage_only_raises_protocol_violation(frame, flexible):
+    try:
+        header, pos = parse_header(frame, flexible)
+    except ProtocolViolation:
+        return
+    assert 10 <= pos <= len(frame)
+    assert (header.api_key, header.api_version, header.correlation_id) == peek_header(frame)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-2**15, 2**15 - 1), st.integers(-2**15, 2**15 - 1), st.integers(-2**31, 2**31 - 1),
+       st.none() | st.text(max_size=40),
+       st.lists(st.tuples(st.integers(0, 2**31 - 1), st.binary(max_size=40)), max_size=5),
+       st.binary(max_size=20))
+def test_parse_header_v2_random(api_key, version, correlation_id, client_id, fields, body):
+    raw = None if client_id is None else client_id.encode()
+    frame = header_v2(api_key, version, correlation_id, raw, fields) + body
+    header, pos = parse_header(frame, flexible=True)
+    assert header == RequestHeader(api_key, version, correlation_id, client_id)
+    assert frame[pos:] == body
+
+
+# --- request bodies: kafka-python encodes, kop decodes -----------------------------------------------------
+
+def make_request(api_key: int):
+    if api_key == 0:
+        P = ProduceRequest
+        return P(transactional_id=None, acks=-1, timeout_ms=30_000, topic_data=[P.TopicProduceData(
+            name="orders", topic_id=TOPIC_ID,
+            partition_data=[P.TopicProduceData.PartitionProduceData(index=2, records=BATCH)])])
+    if api_key == 1:
+        F = FetchRequest
+        return F(replica_id=-1, max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, isolation_level=0,
+                 session_id=0, session_epoch=-1, topics=[F.FetchTopic(
+                     topic="orders", topic_id=TOPIC_ID, partitions=[F.FetchTopic.FetchPartition(
+                         partition=2, current_leader_epoch=-1, fetch_offset=2**40 + 3, last_fetched_epoch=-1,
+                         log_start_offset=-1, partition_max_bytes=1 << 20)])],
+                 forgotten_topics_data=[], rack_id="")
+    if api_key == 2:
+        L = ListOffsetsRequest
+        return L(replica_id=-1, isolation_level=0, timeout_ms=1000, topics=[L.ListOffsetsTopic(
+            name="orders", partitions=[L.ListOffsetsTopic.ListOffsetsPartition(
+                partition_index=2, current_leader_epoch=-1, timestamp=-1, max_num_offsets=1)])])
+    if api_key == 3:
+        return MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name="orders", topic_id=None)],
+                               allow_auto_topic_creation=True)
+    if api_key == 18:
+        return ApiVersionsRequest(client_software_name="kop-tests", client_software_version="1.0.0")
+    if api_key == 19:
+        C = CreateTopicsRequest
+        return C(topics=[C.CreatableTopic(name="orders", num_partitions=3, replication_factor=1, assignments=[],
+                                          configs=[C.CreatableTopic.CreatableTopicConfig(name="retention.ms",
+                                                                                         value="1000")])],
+                 timeout_ms=1000, validate_only=False)
+    if api_key == 20:
+        D = DeleteTopicsRequest
+        return D(topics=[D.DeleteTopicState(name="orders", topic_id=uuid.UUID(int=0))], topic_names=["orders"],
+                 timeout_ms=1000)
+    if api_key == 22:
+        return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000, producer_id=-1,
+                                     producer_epoch=-1)
+    raise AssertionError(api_key)
+
+
+def encode_request(api_key: int, version: int, correlation_id: int = 7, client_id: str | None = "client-1"):
+    req = make_request(api_key)
+    req.with_header(correlation_id=correlation_id, client_id=client_id)
+    frame = bytes(req.encode(version=version, header=True))
+    body = bytes(req.encode(version=version))
+    return req, frame, body
+
+
+LISTED = [
+    (3, 0), (3, 4), (3, 9), (3, 12), (3, 13),
+    (0, 3), (0, 9), (0, 12),
+    (1, 4), (1, 11), (1, 12),
+    (2, 1), (2, 7), (2, 10),
+    (18, 0), (18, 3), (18, 4),
+    (19, 2), (19, 5), (19, 7),
+    (20, 1), (20, 6),
+    (22, 0), (22, 4),
+]
+
+
+def _served_versions():
+    from kop.handlers.registry import load_all
+    return sorted({(k, v) for k, h in load_all().items() for v in range(h.min_version, h.max_version + 1)})
+
+
+SERVED = _served_versions()
+ALL_CASES = sorted(set(LISTED) | set(SERVED))
+
+
+def _check_fields(api_key: int, version: int, decoded) -> None:
+    if api_key == 0:
+        assert decoded.acks == -1 and decoded.timeout_ms == 30_000
+        part = decoded.topic_data[0].partition_data[0]
+        assert part.index == 2
+        assert bytes(part.records) == BATCH
+        if version <= 12:
+            assert decoded.topic_data[0].name == "orders"
+    elif api_key == 1:
+        part = decoded.topics[0].partitions[0]
+        assert (part.partition, part.fetch_offset) == (2, 2**40 + 3)
+        assert decoded.max_wait_ms == 500
+        if version <= 12:
+            assert decoded.topics[0].topic == "orders"
+    elif api_key == 2:
+        assert decoded.topics[0].name == "orders"
+        assert decoded.topics[0].partitions[0].timestamp == -1
+    elif api_key == 3:
+        assert decoded.topics[0].name == "orders"
+        if version >= 4:
+            assert decoded.allow_auto_topic_creation is True
+    elif api_key == 18:
+        if version >= 3:
+            assert decoded.client_software_name == "kop-tests"
+    elif api_key == 19:
+        topic = decoded.topics[0]
+        assert (topic.name, topic.num_partitions, topic.replication_factor) == ("orders", 3, 1)
+        assert topic.configs[0].value == "1000"
+    elif api_key == 20:
+        if version >= 6:
+            assert decoded.topics[0].name == "orders"
+        else:
+            assert list(decoded.topic_names) == ["orders"]
+    elif api_key == 22:
+        assert decoded.transactional_id is None
+        assert decoded.transaction_timeout_ms == 60_000
+
+
+@pytest.mark.parametrize("api_key, version", ALL_CASES)
+def test_decode_request_round_trip(api_key, version):
+    req, frame, body = encode_request(api_key, version, correlation_id=4242, client_id="client-1")
+    header, pos = parse_header(frame, is_flexible(api_key, version))
+    assert header == RequestHeader(api_key, version, 4242, "client-1")
+    assert frame[pos:] == body
+    decoded = decode_request(api_key, version, frame, pos)
+    assert decoded.API_VERSION == version
+    # what kop decoded re-encodes to exactly the bytes the client sent
+    assert bytes(decoded.encode()) == body
+    _check_fields(api_key, version, decoded)
+
+
+@pytest.mark.parametrize("api_key, version", [(3, 0), (3, 12), (18, 3), (0, 9)])
+def test_decode_request_null_client_id(api_key, version):
+    _, frame, body = encode_request(api_key, version, client_id=None)
+    header, pos = parse_header(frame, is_flexible(api_key, version))
+    assert header.client_id is None
+    assert frame[pos:] == body
+    decode_request(api_key, version, frame, pos)
+
+
+@pytest.mark.parametrize("api_key, version", ALL_CASES)
+def test_body_one_byte_short_or_long_raises(api_key, version):
+    _, frame, _ = encode_request(api_key, version)
+    _, pos = parse_header(frame, is_flexible(api_key, version))
+    with pytest.raises(ProtocolViolation):
+        decode_request(api_key, version, frame[:-1], pos)
+    with pytest.raises(ProtocolViolation):
+        decode_request(api_key, version, frame + b"\x00", pos)
+    with pytest.raises(ProtocolViolation):
+        decode_request(api_key, version, frame + b"\xff", pos)
+
+
+@pytest.mark.parametrize("api_key, version", ALL_CASES)
+def test_every_truncation_raises(api_key, version):
+    _, frame, _ = encode_request(api_key, version)
+    _, pos = parse_header(frame, is_flexible(api_key, version))
+    for cut in range(pos, len(frame)):
+        with pytest.raises(ProtocolViolation):
+            decode_request(api_key, version, frame[:cut], pos)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(ALL_CASES), st.binary(max_size=200))
+def test_garbage_bodies_only_raise_protocol_violation(case, body):
+    api_key, version = case
+    frame = header_v1(api_key, version, 1, b"c") + body
+    try:
+        decode_request(api_key, version, frame, len(frame) - len(body))
+    except ProtocolViolation:
+        pass
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ALL_CASES), st.data())
+def test_mutated_requests_only_raise_protocol_violation(case, data):
+    api_key, version = case
+    _, frame, _ = encode_request(api_key, version)
+    _, pos = parse_header(frame, is_flexible(api_key, version))
+    if pos == len(frame):  # an empty body (ApiVersions v0-2): nothing to mutate
+        return
+    mutated = bytearray(frame)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(pos, len(mutated) - 1))
+        mutated[i] = data.draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0x01])) if data.draw(
+            st.booleans()) else data.draw(st.integers(0, 255))
+    try:
+        decode_request(api_key, version, bytes(mutated), pos)
+    except ProtocolViolation:
+        pass
+
+
+# --- responses ---------------------------------------------------------------------------------------------
+
+def make_response(api_key: int):
+    if api_key == 0:
+        R = ProduceResponse
+        return R(responses=[R.TopicProduceResponse(name="orders", topic_id=TOPIC_ID, partition_responses=[
+            R.TopicProduceResponse.PartitionProduceResponse(index=2, error_code=0, base_offset=2**40,
+                                                            log_append_time_ms=-1, log_start_offset=-1)])],
+                 throttle_time_ms=0)
+    if api_key == 3:
+        R = MetadataResponse
+        return R(throttle_time_ms=0, brokers=[R.MetadataResponseBroker(node_id=0, host="127.0.0.1", port=9092)],
+                 cluster_id="kop-cluster", controller_id=0, topics=[R.MetadataResponseTopic(
+                     error_code=0, name="orders", topic_id=TOPIC_ID, is_internal=False, partitions=[])])
+    if api_key == 22:
+        return InitProducerIdResponse(throttle_time_ms=0, error_code=0, producer_id=1234, producer_epoch=5)
+    if api_key == API_VERSIONS_KEY:
+        R = ApiVersionsResponse
+        return R(error_code=0, api_keys=[R.ApiVersion(api_key=3, min_version=0, max_version=13)],
+                 throttle_time_ms=0)
+    return CODECS[api_key][1]()  # every field at its default
+
+
+def _response_cases():
+    cases = []
+    for api_key, (_, resp) in CODECS.items():
+        low, high = resp.valid_versions
+        cases += [(api_key, v) for v in range(low, high + 1)]
+    return cases
+
+
+@pytest.mark.parametrize("api_key, version", _response_cases())
+def test_encode_response_frame(api_key, version):
+    resp_cls = CODECS[api_key][1]
+    response = make_response(api_key)
+    chunks = encode_response(api_key, version, 0x01020304, response)
+    assert isinstance(chunks, list) and all(isinstance(c, (bytes, bytearray, memoryview)) for c in chunks)
+    frame = b"".join(bytes(c) for c in chunks)
+    (size,) = struct.unpack_from(">i", frame, 0)
+    assert size == len(frame) - 4
+    (correlation_id,) = struct.unpack_from(">i", frame, 4)
+    assert correlation_id == 0x01020304
+    flexible_header = api_key != API_VERSIONS_KEY and resp_cls.flexible_version_q(version)
+    if flexible_header:
+        assert frame[8] == 0  # response header v1: an empty tagged-field section
+        body = frame[9:]
+    else:
+        body = frame[8:]
+    decoded = resp_cls.decode(body, version=version)
+    assert bytes(decoded.encode()) == body
+    # the same frame, byte for byte, as kafka-python's own encoder (header included) would make
+    response.with_header(correlation_id=0x01020304)
+    assert frame == bytes(response.encode(version=version, header=True, framed=True))
+    # and a client parses header and body from it
+    parsed = resp_cls.decode(frame, version=version, header=True, framed=True)
+    assert parsed.header.correlation_id == 0x01020304
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
+def test_api_versions_response_always_header_v0(version):
+    response = make_response(API_VERSIONS_KEY)
+    frame = b"".join(bytes(c) for c in encode_response(API_VERSIONS_KEY, version, 77, response))
+    assert struct.unpack_from(">ii", frame, 0) == (len(frame) - 4, 77)
+    decoded = ApiVersionsResponse.decode(frame[8:], version=version)
+    assert decoded.error_code == 0
+    assert [(k.api_key, k.min_version, k.max_version) for k in decoded.api_keys] == [(3, 0, 13)]
+
+
+def test_encode_response_fields_survive():
+    frame = b"".join(bytes(c) for c in encode_response(22, 4, 9, make_response(22)))
+    assert frame[8] == 0  # InitProducerId v4 is flexible: header v1
+    decoded = InitProducerIdResponse.decode(frame[9:], version=4)
+    assert (decoded.producer_id, decoded.producer_epoch, decoded.error_code) == (1234, 5, 0)
+    frame = b"".join(bytes(c) for c in encode_response(0, 9, 9, make_response(0)))
+    decoded = ProduceResponse.decode(frame[9:], version=9)
+    part = decoded.responses[0].partition_responses[0]
+    assert (decoded.responses[0].name, part.index, part.base_offset) == ("orders", 2, 2**40)
+
+
+def test_is_flexible_matches_kafka_schemas():
+    assert not is_flexible(3, 8) and is_flexible(3, 9)
+    assert not is_flexible(0, 8) and is_flexible(0, 9)
+    assert not is_flexible(1, 11) and is_flexible(1, 12)
+    assert not is_flexible(18, 2) and is_flexible(18, 3)
+    assert not is_flexible(22, 1) and is_flexible(22, 2)
+
+
+def test_codecs_cover_the_served_apis():
+    assert set(CODECS) == {0, 1, 2, 3, 18, 19, 20, 22}
+    for api_key, (req, resp) in CODECS.items():
+        assert req.API_KEY == resp.API_KEY == api_key
+        assert req.is_request() and not resp.is_request()
+
+
+# --- the handler registry and ApiVersions -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def registry():
+    from kop.handlers.registry import load_all
+    return load_all()
+
+
+def test_registry_serves_only_versions_the_codec_knows(registry):
+    assert registry, "no handler registered"
+    assert set(registry) <= set(CODECS)
+    for api_key, handler in registry.items():
+        assert handler.api_key == api_key
+        req, resp = CODECS[api_key]
+        low, high = req.valid_versions
+        assert low <= handler.min_version <= handler.max_version <= high, (api_key, handler)
+        rlow, rhigh = resp.valid_versions
+        assert rlow <= handler.min_version and handler.max_version <= rhigh
+        assert 0 <= handler.advertised_min <= handler.min_version
+        assert handler.serves(handler.min_version) and handler.serves(handler.max_version)
+        assert not handler.serves(handler.min_version - 1) and not handler.serves(handler.max_version + 1)
+
+
+def test_registry_has_the_documented_apis(registry):
+    assert set(registry) == {0, 1, 2, 3, 18, 19, 20, 22}
+    assert registry[0].advertised_min == 0  # Produce advertised from 0 (librdkafka compression)
+    assert registry[18].min_version == 0
+
+
+def _advertised(api_keys):
+    return [(k.api_key, k.min_version, k.max_version) for k in api_keys]
+
+
+def _expected(registry):
+    return sorted((k, h.advertised_min, h.max_version) for k, h in registry.items())
+
+
+async def test_api_versions_lists_exactly_the_registry(registry):
+    from kop.handlers import api_versions
+    response = await api_versions.serve(None, None)
+    assert response.error_code == ErrorCode.NONE
+    assert _advertised(response.api_keys) == _expected(registry)
+    produce = [k for k in response.api_keys if k.api_key == 0]
+    assert len(produce) == 1 and produce[0].min_version == 0
+    # and it encodes at every version kop serves for ApiVersions, decodable by a client
+    for version in range(registry[18].min_version, registry[18].max_version + 1):
+        frame = b"".join(bytes(c) for c in encode_response(18, version, 5, response))
+        decoded = ApiVersionsResponse.decode(frame[8:], version=version)
+        assert _advertised(decoded.api_keys) == _expected(registry)
+
+
+def test_api_versions_fallback_response(registry):
+    from kop.handlers import api_versions
+    chunks = api_versions.fallback_response(31337)
+    frame = b"".join(bytes(c) for c in chunks)
+    size, correlation_id = struct.unpack_from(">ii", frame, 0)
+    assert size == len(frame) - 4
+    assert correlation_id == 31337
+    decoded = ApiVersionsResponse.decode(frame[8:], version=0)
+    assert decoded.error_code == 35 == ErrorCode.UNSUPPORTED_VERSION
+    assert _advertised(decoded.api_keys) == _expected(registry)
+    # version 0 has no more fields: the body is consumed exactly
+    assert bytes(decoded.encode()) == frame[8:]
+
+
+def test_messages_module_exports():
+    assert messages.API_VERSIONS_KEY == 18
