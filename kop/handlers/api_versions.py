@@ -32,3 +32,7 @@ async def serve(ctx, request):
 def fallback_response(correlation_id: int) -> list[bytes]:
     """The KIP-511 answer to an ApiVersions request of a version kop does not serve."""
     return encode_response(API_KEY, 0, correlation_id, _body(ErrorCode.UNSUPPORTED_VERSION))
+
+
+def error_response(request, code):
+    return _body(code)

@@ -59,3 +59,10 @@ async def _create(ctx, topic, partitions: int, validate_only: bool) -> tuple[int
     except KafkaError as exc:
         return exc.code, exc.message
     return ErrorCode.NONE, ""
+
+
+def error_response(request, code):
+    resp = response_class(API_KEY)
+    return resp(throttle_time_ms=0, topics=[resp.CreatableTopicResult(
+        name=t.name, topic_id=uuid.UUID(int=0), error_code=code, error_message="unexpected server error",
+        num_partitions=-1, replication_factor=-1, configs=[]) for t in request.topics])

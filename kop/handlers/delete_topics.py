@@ -43,3 +43,11 @@ async def _delete(ctx, name: str | None) -> tuple[int, str]:
     except KafkaError as exc:
         return exc.code, exc.message
     return ErrorCode.NONE, ""
+
+
+def error_response(request, code):
+    resp = response_class(API_KEY)
+    names = [t.name for t in request.topics] if request.topics else list(request.topic_names or [])
+    return resp(throttle_time_ms=0, responses=[resp.DeletableTopicResult(
+        name=n, topic_id=uuid.UUID(int=0), error_code=code, error_message="unexpected server error")
+        for n in names])

@@ -127,3 +127,13 @@ def _response(backend, request, slots: list[_Slot]):
             records=b"".join(slot.chunks)))
     return resp(throttle_time_ms=0, error_code=0, session_id=0,
                 responses=[resp.FetchableTopicResponse(topic=t, partitions=ps) for t, ps in by_topic.items()])
+
+
+def error_response(request, code):
+    resp = response_class(API_KEY)
+    part_cls = resp.FetchableTopicResponse.PartitionData
+    return resp(throttle_time_ms=0, error_code=code, session_id=0, responses=[
+        resp.FetchableTopicResponse(topic=t.topic, partitions=[part_cls(
+            partition_index=p.partition, error_code=code, high_watermark=-1, last_stable_offset=-1,
+            log_start_offset=-1, aborted_transactions=[], preferred_read_replica=-1, records=b"")
+            for p in t.partitions]) for t in request.topics])

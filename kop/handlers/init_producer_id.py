@@ -35,3 +35,7 @@ async def serve(ctx, request):
         code = ErrorCode.COORDINATOR_NOT_AVAILABLE if exc.code != ErrorCode.REQUEST_TIMED_OUT else exc.code
         return resp(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)
     return resp(throttle_time_ms=0, error_code=ErrorCode.NONE, producer_id=producer_id, producer_epoch=0)
+
+
+def error_response(request, code):
+    return response_class(API_KEY)(throttle_time_ms=0, error_code=code, producer_id=-1, producer_epoch=-1)

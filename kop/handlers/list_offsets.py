@@ -58,3 +58,11 @@ async def _lookup(backend, topic: str, partition: int, timestamp: int) -> tuple[
     if timestamp < 0:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown special timestamp {timestamp}")
     return await backend.offset_for_timestamp(topic, partition, timestamp)
+
+
+def error_response(request, code):
+    resp = response_class(API_KEY)
+    part_cls = resp.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
+    return resp(throttle_time_ms=0, topics=[resp.ListOffsetsTopicResponse(name=t.name, partitions=[
+        part_cls(partition_index=p.partition_index, error_code=code, timestamp=-1, offset=-1, leader_epoch=-1,
+                 old_style_offsets=[]) for p in t.partitions]) for t in request.topics])

@@ -71,3 +71,11 @@ async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCo
     if count == 0:
         return name, 0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     return name, count, ErrorCode.NONE
+
+
+def error_response(request, code):
+    resp = response_class(API_KEY)
+    topics = [resp.MetadataResponseTopic(error_code=code, name=t.name, topic_id=ZERO_UUID, is_internal=False,
+                                         partitions=[]) for t in (request.topics or [])]
+    return resp(throttle_time_ms=0, brokers=[], cluster_id=None, controller_id=-1, topics=topics,
+                error_code=code)

@@ -181,3 +181,7 @@ def _uniform_error(request, code: ErrorCode, message: str):
             index=p.index, error_code=code, base_offset=-1, log_append_time_ms=-1, log_start_offset=-1,
             record_errors=[], error_message=message) for p in t.partition_data]) for t in request.topic_data],
         throttle_time_ms=0)
+
+
+def error_response(request, code):
+    return _uniform_error(request, code, "unexpected server error")

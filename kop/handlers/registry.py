@@ -7,7 +7,7 @@ API or version that kop would then refuse.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from ..protocol.messages import CODECS
@@ -22,6 +22,9 @@ class Handler:
     # never do (Produce min 0, see produce.py), and a request in that range closes the connection.
     advertised_min: int
     serve: Callable[[Any, Any], Awaitable[Any]]
+    # Builds the answer to a request whose handler failed unexpectedly: every partition/topic
+    # gets UNKNOWN_SERVER_ERROR (the traceback is logged), and the connection stays usable.
+    error_response: Callable[[Any, int], Any] | None = None
 
     def serves(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
@@ -48,6 +51,11 @@ def response_class(api_key: int) -> Any:
 
 def load_all() -> dict[int, Handler]:
     """Import every handler module (each registers itself)."""
-    from . import (api_versions, create_topics, delete_topics, fetch, init_producer_id,  # noqa: F401
-                   list_offsets, metadata, produce)
+    from . import (api_versions, create_topics, delete_topics, fetch, init_producer_id, list_offsets,
+                   metadata, produce)
+    for module in (api_versions, create_topics, delete_topics, fetch, init_producer_id, list_offsets,
+                   metadata, produce):
+        entry = HANDLERS[module.API_KEY]
+        if entry.error_response is None:
+            HANDLERS[module.API_KEY] = replace(entry, error_response=module.error_response)
     return HANDLERS

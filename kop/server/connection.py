@@ -18,7 +18,7 @@ import logging
 from typing import Any, Callable
 
 from ..protocol import messages
-from ..protocol.errors import ProtocolViolation
+from ..protocol.errors import ErrorCode, ProtocolViolation
 from ..protocol.framing import FrameDecoder
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,13 @@ class KafkaConnection(asyncio.Protocol):
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("%s: handler for API %d v%d failed; closing the connection", self._peer,
+            if entry.error_response is None:
+                log.exception("%s: handler for API %d v%d failed; closing the connection", self._peer,
+                              entry.api_key, ctx.version)
+                raise
+            log.exception("%s: handler for API %d v%d failed; answering UNKNOWN_SERVER_ERROR", self._peer,
                           entry.api_key, ctx.version)
-            raise
+            response = entry.error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
         finally:
             self._wakeup.set()
         if response is None:  # acks=0 produce: no answer

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -92,14 +93,18 @@ def test_console_round_trip(kafka_tools, gateway):
         expected[java_partition(key.encode())].append(f"{hdrs}\t{key}\t{'null' if value is None else value}")
     assert all(expected.values()), "the keys should spread over every partition"
 
-    total = 0
-    for p in range(PARTITIONS):
-        rc, out, err = run_tool(
+    def consume(p: int):
+        return run_tool(
             kafka_tools, "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", gateway.bootstrap,
             "--topic", topic, "--partition", str(p), "--offset", "earliest",
             "--max-messages", str(len(expected[p])), "--timeout-ms", "30000",
             "--property", "print.key=true", "--property", "print.offset=true", "--property", "print.partition=true",
             "--property", "print.timestamp=true", "--property", "print.headers=true")
+
+    with ThreadPoolExecutor(PARTITIONS) as pool:  # one consumer JVM per partition, side by side
+        results = list(pool.map(consume, range(PARTITIONS)))
+    total = 0
+    for p, (rc, out, err) in enumerate(results):
         assert rc == 0, f"console consumer (partition {p}) exited with {rc}:\n{err}\n{gateway.log()[-3000:]}"
         assert f"Processed a total of {len(expected[p])} messages" in err, err
         got = out.splitlines()
