@@ -33,6 +33,8 @@ from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
 
 API_KEY = 1
+# How long a fetch with a short max_wait_ms still waits for records known to exist (see serve()).
+KNOWN_DATA_GRACE_S = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +53,8 @@ class _Slot:
 async def serve(ctx, request):
     backend = ctx.backend
     wait_s = min(max(request.max_wait_ms, 0), ctx.config.fetch.max_wait_cap_ms) / 1000
-    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    deadline = started + wait_s
     slots = [_Slot(t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
              for t in request.topics for p in t.partitions]
     try:
@@ -78,6 +81,10 @@ async def serve(ctx, request):
                     slot.size += len(chunk)
                     total += len(chunk)
             remaining = deadline - time.monotonic()
+            if total == 0 and remaining <= 0 and _data_known(backend, slots):
+                # Records exist past the fetch offset but a freshly opened reader has not received
+                # them yet: a Kafka broker would return them at once, so wait for them a little.
+                remaining = started + KNOWN_DATA_GRACE_S - time.monotonic()
             if total >= max(request.min_bytes, 1) or remaining <= 0 or any(s.error for s in slots):
                 break
             waiting = [s.reader.arrival() for s in slots if s.reader is not None]
@@ -89,6 +96,11 @@ async def serve(ctx, request):
             if slot.reader is not None:
                 backend.release_reader(slot.reader)
     return _response(backend, request, slots)
+
+
+def _data_known(backend, slots: list[_Slot]) -> bool:
+    return any(s.reader is not None and backend.high_watermark(s.topic, s.partition) > s.reader.next_offset
+               for s in slots)
 
 
 async def _open(backend, slot: _Slot) -> None:
