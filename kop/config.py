@@ -8,6 +8,7 @@ reported at once in a single :class:`ConfigError`. config/kop.example.toml docum
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -103,15 +104,18 @@ def _coerce(value: Any, target: type, where: str, problems: list[str]) -> Any:
     elif target is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-    elif target is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isascii():
+            try:
+                return int(value, 10)
+            except ValueError:
+                pass
+    elif target is float and not isinstance(value, bool):
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
-            pass
+            number = math.nan
+        if math.isfinite(number):
+            return number
     elif target is str:
         if isinstance(value, str):
             return value
@@ -184,6 +188,9 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
             top["log_level"] = (value, "--log-level")
             continue
         section, _, key = dotted.partition(".")
+        if section not in layered:
+            problems.append(f"override {dotted!r}: unknown section {section!r}")
+            continue
         layered[section][key] = (value, f"--{key.replace('_', '-')}")
 
     sections: dict[str, Any] = {}

@@ -56,6 +56,8 @@ class RequestHeader:
 
 def peek_header(frame: bytes) -> tuple[int, int, int]:
     """api_key, api_version, correlation_id: fixed positions in every header version."""
+    if len(frame) < _HEAD.size:
+        raise ProtocolViolation(f"a {len(frame)}-byte frame cannot hold a request header")
     return _HEAD.unpack_from(frame, 0)
 
 
@@ -80,7 +82,7 @@ def is_flexible(api_key: int, api_version: int) -> bool:
 
 def parse_header(frame: bytes, flexible: bool) -> tuple[RequestHeader, int]:
     """Request header v1 (client_id) or v2 (plus tagged fields); returns it and the body's offset."""
-    api_key, api_version, correlation_id = _HEAD.unpack_from(frame, 0)
+    api_key, api_version, correlation_id = peek_header(frame)
     pos = _HEAD.size
     if pos + 2 > len(frame):
         raise ProtocolViolation("request header truncated before client_id")
