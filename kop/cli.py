@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     from .app import run
     try:
         run(config)
-    except OSError as exc:
-        logging.getLogger("kop").error("cannot serve: %s", exc)
+    except Exception as exc:  # e.g. Pulsar unreachable, port in use: one clear line, exit 1
+        logging.getLogger("kop").error("kop could not start: %s", exc)
         return 1
     return 0
 

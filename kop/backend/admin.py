@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 class AdminError(Exception):
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Pulsar admin API answered {status}: {message}")
+        super().__init__(f"Pulsar admin API unreachable: {message}" if status == 0
+                         else f"Pulsar admin API answered {status}: {message}")
         self.status = status
 
 
