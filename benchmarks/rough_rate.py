@@ -15,6 +15,8 @@ which must already be running; the script never starts or stops it. In one run i
    - try ConsumerPerformance (it always uses a consumer group; kop has no FindCoordinator/JoinGroup
      yet, so this is expected to fail and is only recorded),
    - consume catch-up with confluent-kafka (assign() at OFFSET_BEGINNING, no commits),
+   - ProducerPerformance again with batch.size=256 KiB (an extra, non-default run to a third topic:
+     shows how much of the default figure is the Java client's 16 KiB batches x 5 in flight),
    - produce with confluent-kafka (acks=all, linger.ms=5) to a second topic, and consume that too.
    Topics are created through kop (confluent-kafka AdminClient) with --partitions partitions.
 
@@ -31,7 +33,8 @@ Rates are computed from the records of the phase and its duration:
 MB/s are MiB (2^20 bytes) of record values per second, like both tools print.
 
 Output: a table on stdout, and benchmarks/results/rough-<date>.json. Tool logs go to a temporary
-directory (printed; kept with --keep-logs).
+directory (printed; kept with --keep-logs). The benchmark topics are deleted at the end
+(--keep-topics keeps them). Pulsar must allow topic deletion and kop must serve DeleteTopics.
 """
 
 from __future__ import annotations
@@ -123,19 +126,22 @@ def find_pulsar_pids() -> list[int]:
 
 
 class CpuSampler:
-    """Samples CPU% (100 = one core) of named process trees, kop's main thread and the machine."""
+    """Samples CPU% (100 = one core) of named processes/threads and of the whole machine.
 
-    def __init__(self, interval: float = 0.5) -> None:
+    Targets: name -> (pid, None) for a process tree, (pid, -1) for the process alone (not its
+    children), (pid, tid) for one thread. "other" is the machine's busy time minus the processes.
+    """
+
+    def __init__(self, interval: float = 0.25) -> None:
         self.interval = interval
-        # name -> (pid, None: process tree | -1: the process alone | tid: one thread)
         self.targets: dict[str, tuple[int, int | None]] = {}
-        self.samples: dict[str, list[float]] = {}
+        self.samples: list[tuple[float, float, dict[str, float]]] = []  # (wall start, wall end, pct)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self, targets: dict[str, tuple[int, int | None]]) -> None:
         self.targets = {k: v for k, v in targets.items() if v[0]}
-        self.samples = {k: [] for k in [*self.targets, "machine_busy", "other"]}
+        self.samples = []
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -146,38 +152,59 @@ class CpuSampler:
         for name, (pid, tid) in self.targets.items():
             if tid is None:
                 out[name] = _tree_ticks(pid, kids)
-            else:  # -1: the process alone (not its children), else one thread of it
+            else:
                 out[name] = _proc_ticks(pid, tid if tid > 0 else None) or 0
         return out, _machine_ticks()
 
     def _run(self) -> None:
-        prev, prev_m = self._read()
-        prev_t = time.monotonic()
         ncpu = os.cpu_count() or 1
-        while not self._stop.wait(self.interval):
+        prev, prev_m = self._read()
+        prev_t = time.time()
+        last = False
+        while not last:
+            last = self._stop.wait(self.interval)
             cur, cur_m = self._read()
-            now = time.monotonic()
-            span = now - prev_t
-            if span <= 0:
+            now = time.time()
+            if now - prev_t < 0.1 and not last:  # ticks are 10 ms: too short a span is all noise
                 continue
+            pct: dict[str, float] = {}
             accounted = 0.0
-            for name in self.targets:
-                pct = 100.0 * (cur[name] - prev[name]) / CLK_TCK / span
-                self.samples[name].append(pct)
-                if self.targets[name][1] in (None, -1):  # not threads: they are part of kop's tree
-                    accounted += pct
+            for name, (_, tid) in self.targets.items():
+                # A process of a tree that exits takes its ticks with it: never below 0.
+                pct[name] = max(0.0, 100.0 * (cur[name] - prev[name]) / CLK_TCK / (now - prev_t))
+                if tid in (None, -1):  # threads are already inside their process
+                    accounted += pct[name]
             dm_busy, dm_total = cur_m[0] - prev_m[0], cur_m[1] - prev_m[1]
-            busy = 100.0 * ncpu * dm_busy / dm_total if dm_total else 0.0
-            self.samples["machine_busy"].append(busy)
-            self.samples["other"].append(max(0.0, busy - accounted))
+            pct["machine_busy"] = 100.0 * ncpu * dm_busy / dm_total if dm_total else 0.0
+            pct["other"] = max(0.0, pct["machine_busy"] - accounted)
+            self.samples.append((prev_t, now, pct))
             prev, prev_m, prev_t = cur, cur_m, now
 
-    def stop(self) -> dict[str, dict[str, float]]:
+    def halt(self) -> None:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        return {name: {"avg": round(sum(v) / len(v), 1), "max": round(max(v), 1)}
-                for name, v in self.samples.items() if v}
+            self._thread = None
+
+    def stop(self, window: tuple[float, float] | None = None) -> dict[str, dict[str, float]]:
+        self.halt()
+        return self.summary(window)
+
+    def summary(self, window: tuple[float, float] | None = None) -> dict[str, dict[str, float]]:
+        """Time-weighted average and peak per target, over window (wall clock, epoch s) if given."""
+        samples = self.samples
+        if window:
+            inside = [(max(a, window[0]), min(b, window[1]), p) for a, b, p in samples
+                      if min(b, window[1]) > max(a, window[0])]
+            samples = inside or samples
+        out: dict[str, dict[str, float]] = {}
+        for name in [*self.targets, "other", "machine_busy"]:
+            vals = [(b - a, p[name]) for a, b, p in samples if name in p]
+            weight = sum(w for w, _ in vals)
+            if weight > 0:
+                out[name] = {"avg": round(sum(w * v for w, v in vals) / weight, 1),
+                             "max": round(max(v for _, v in vals), 1)}
+        return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,10 +274,10 @@ def pulsar_home() -> Path:
 
 
 def run_tool(cmd: list[str], logfile: Path, timeout: float, sampler: CpuSampler,
-             extra_targets: dict[str, tuple[int, int | None]]) -> tuple[int | None, str, dict, float]:
-    """Run a command with its stdout+stderr in logfile, sampling CPU; returns (rc, output, cpu, wall)."""
+             extra_targets: dict[str, tuple[int, int | None]]) -> tuple[int | None, str, float]:
+    """Run a command with its stdout+stderr in logfile, sampling CPU until it exits (sampler.summary()
+    then gives the figures for a window); returns (rc, output, wall-clock exit time)."""
     with open(logfile, "w") as out:
-        t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                 start_new_session=True)
         sampler.start({"client": (proc.pid, None), **extra_targets})
@@ -260,9 +287,8 @@ def run_tool(cmd: list[str], logfile: Path, timeout: float, sampler: CpuSampler,
             os.killpg(proc.pid, signal.SIGKILL)  # our own child's process group only
             proc.wait()
             rc = None
-        wall = time.monotonic() - t0
-        cpu = sampler.stop()
-    return rc, logfile.read_text(errors="replace"), cpu, wall
+        sampler.halt()
+    return rc, logfile.read_text(errors="replace"), time.time()
 
 
 def native_phase(home: Path, phase: str, topic: str, n: int, size: int, partitions: int,
@@ -281,18 +307,18 @@ def native_phase(home: Path, phase: str, topic: str, n: int, size: int, partitio
         start_pat, rate_pat = re.compile(r"Start receiving from"), re.compile(
             r"Aggregated throughput stats --- (\d+) records received --- ([\d.]+) msg/s --- ([\d.]+) Mbit/s")
         res.note = "Exclusive subscription from Earliest, acks every message"
-    rc, out, cpu, wall = run_tool(cmd, logs / f"native-{phase}.log", 180, sampler, pulsar_targets)
-    res.cpu = cpu
+    rc, out, _ = run_tool(cmd, logs / f"native-{phase}.log", 180, sampler, pulsar_targets)
     lines = out.splitlines()
     t_start = _first_time(lines, start_pat)
     t_done = _first_time(lines, re.compile(r"-+ ?DONE"))
+    res.cpu = sampler.summary((t_start.timestamp(), t_done.timestamp()) if t_start and t_done else None)
     agg = rate_pat.search(out)
     if agg:
         res.tool_reported = (f"{agg.group(1)} records, {agg.group(2)} msg/s, {agg.group(3)} Mbit/s"
                              + (" (over the whole run incl. ~10 s shutdown wait)" if phase == "produce" else ""))
     errors = [ln for ln in lines if " ERROR " in ln or "Exception" in ln]
     if rc is None:
-        res.note += f"; TIMED OUT after {wall:.0f}s"
+        res.note += "; TIMED OUT"
     elif t_start and t_done:
         res.ok, res.records, res.seconds = True, n, (t_done - t_start).total_seconds()
     else:
@@ -358,6 +384,30 @@ class Kop:
         return [ln for ln in text if re.search(r"\b(ERROR|WARNING|CRITICAL)\b|Traceback", ln)]
 
 
+def delete_kop_topics(bootstrap: str, topics: list[str]) -> list[str]:
+    from confluent_kafka.admin import AdminClient
+    problems = []
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the futures are done
+    for topic, fut in admin.delete_topics(topics, request_timeout=30).items():
+        try:
+            fut.result(60)
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            problems.append(f"delete {topic}: {exc}")
+    return problems
+
+
+def delete_native_topic(topic: str) -> str | None:
+    """Delete a partitioned topic through Pulsar's admin REST API (force: drops subscriptions too)."""
+    import urllib.request
+    path = topic.replace("persistent://", "")
+    req = urllib.request.Request(f"{ADMIN_URL}/admin/v2/persistent/{path}/partitions?force=true", method="DELETE")
+    try:
+        with urllib.request.urlopen(req, timeout=60):
+            return None
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return f"delete {topic}: {exc}"
+
+
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -374,21 +424,28 @@ _PP_SUMMARY = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) M
 
 
 def kafka_producer_perf(kop: Kop, system: str, topic: str, n: int, size: int, logs: Path,
-                        sampler: CpuSampler, pulsar_targets: dict) -> Result:
+                        sampler: CpuSampler, pulsar_targets: dict, batch_size: int | None = None) -> Result:
     cmd = [str(REPO / "scripts" / "kafka-tools.sh"), "run", "org.apache.kafka.tools.ProducerPerformance",
            "--topic", topic, "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
            "--producer-props", f"bootstrap.servers={kop.bootstrap}", "acks=all"]
-    res = Result(system, "kafka ProducerPerformance", "produce", topic, size=size,
-                 note="Java client 4.1.2 defaults: idempotent, linger.ms=5, batch.size=16 KiB, acks=all")
-    rc, out, cpu, wall = run_tool(cmd, logs / f"{topic}-produce-java.log", 240, sampler,
-                                  {**kop.targets(), **pulsar_targets})
-    res.cpu = cpu
+    client, note = "kafka ProducerPerformance", "Java client 4.1.2 defaults: idempotent, linger.ms=5, batch.size=16 KiB, acks=all"
+    if batch_size:
+        cmd.append(f"batch.size={batch_size}")
+        client += f" batch.size={batch_size // 1024}K"
+        note = note.replace("batch.size=16 KiB", f"batch.size={batch_size // 1024} KiB (extra run, not a default)")
+    res = Result(system, client, "produce", topic, size=size, note=note)
+    rc, out, t_exit = run_tool(cmd, logs / f"{topic}-produce-java.log", 240, sampler,
+                               {**kop.targets(), **pulsar_targets})
+    res.cpu = sampler.summary()
     summaries = _PP_SUMMARY.findall(out)
     if rc == 0 and summaries:
         sent, rate, mbs, avg_lat, max_lat = summaries[-1]
         res.tool_reported = f"{sent} records, {rate} rec/s, {mbs} MB/s, avg latency {avg_lat} ms, max {max_lat} ms"
         res.ok, res.records = int(sent) == n, int(sent)
         res.seconds = int(sent) / float(rate) if float(rate) else 0.0
+        # The sending window is not logged: take the last `seconds` before the JVM exited (+0.5 s
+        # for closing the producer), which leaves out JVM start-up.
+        res.cpu = sampler.summary((t_exit - res.seconds - 0.5, t_exit - 0.3))
         if int(sent) != n:
             res.note += f"; only {sent}/{n} sent"
     else:
@@ -403,15 +460,15 @@ def kafka_consumer_perf_probe(kop: Kop, system: str, topic: str, n: int, size: i
            "--bootstrap-server", kop.bootstrap, "--topic", topic, "--messages", str(n), "--timeout", "10000"]
     res = Result(system, "kafka ConsumerPerformance", "consume", topic, size=size,
                  note="always subscribes with a consumer group")
-    rc, out, cpu, wall = run_tool(cmd, logs / f"{topic}-consume-java.log", 90, sampler,
-                                  {**kop.targets(), **pulsar_targets})
-    res.cpu = cpu
+    rc, out, _ = run_tool(cmd, logs / f"{topic}-consume-java.log", 90, sampler,
+                          {**kop.targets(), **pulsar_targets})
+    res.cpu = sampler.summary()
     # Data line: start.time, end.time, MB, MB.sec, nMsg, nMsg.sec, rebalance ms, fetch ms, ...
     rows = [ln.split(", ") for ln in out.splitlines() if re.match(r"^\d{4}-\d\d-\d\d .*, ", ln)]
     if rc == 0 and rows and len(rows[-1]) >= 8 and int(float(rows[-1][4])) >= n:
         row = rows[-1]
         res.ok, res.records = True, int(float(row[4]))
-        res.seconds = float(row[7]) / 1000 or wall  # fetch.time.ms excludes the rebalance
+        res.seconds = float(row[7]) / 1000  # fetch.time.ms excludes the rebalance
         res.tool_reported = ", ".join(row)
     else:
         lines = [ln for ln in out.splitlines() if ln.strip() and not ln.startswith("start.time")]
@@ -479,6 +536,7 @@ def ck_consume(kop: Kop, system: str, topic: str, partitions: int, n: int, size:
                   "error_cb": lambda e: errors.append(f"error_cb: {e}") if len(errors) < 5 else None})
     c.list_topics(topic, timeout=30)
     count = nbytes = 0
+    last_offset: dict[int, int] = {}
     sampler.start({"client": (os.getpid(), -1), **kop.targets(), **pulsar_targets})
     t0 = time.perf_counter()
     deadline = t0 + 180
@@ -497,14 +555,27 @@ def ck_consume(kop: Kop, system: str, topic: str, partitions: int, n: int, size:
                     continue
                 count += 1
                 nbytes += len(m.value() or b"")
+                part, off = m.partition(), m.offset()
+                if off <= last_offset.get(part, -1) and len(errors) < 5:
+                    errors.append(f"offset went back on partition {part}: {last_offset[part]} -> {off}")
+                last_offset[part] = off
                 last_progress = time.perf_counter()
         res.seconds = time.perf_counter() - t0
     finally:
         res.cpu = sampler.stop()
+        # Offsets are not contiguous in kop (they pack Pulsar positions), but the high watermark
+        # must be last offset + 1 once everything is read: nothing missing at the end, nothing extra.
+        for part, off in sorted(last_offset.items()):
+            try:
+                _, high = c.get_watermark_offsets(TopicPartition(topic, part), timeout=10)
+                if high != off + 1:
+                    errors.append(f"partition {part}: high watermark {high} != last offset {off} + 1")
+            except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+                errors.append(f"watermarks of partition {part}: {exc}")
         c.close()
     res.records = count
     res.ok = count >= n
-    res.tool_reported = f"{count} records, {nbytes} value bytes"
+    res.tool_reported = f"{count} records, {nbytes} value bytes, last offsets {dict(sorted(last_offset.items()))}"
     if nbytes != count * size:
         res.note += f"; value bytes {nbytes} != {count} x {size}"
     if errors:
@@ -524,14 +595,14 @@ def fmt_cpu(cpu: dict) -> str:
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'system':<18} {'client':<26} {'phase':<8} {'records':>8} {'seconds':>8} {'records/s':>10} {'MB/s':>7}  cpu% avg/max"
+    head = f"{'system':<18} {'client':<37} {'phase':<8} {'records':>8} {'seconds':>8} {'records/s':>10} {'MB/s':>7}  cpu% avg/max"
     rows = [head, "-" * len(head)]
     for r in results:
         if r.ok:
-            rows.append(f"{r.system:<18} {r.client:<26} {r.phase:<8} {r.records:>8} {r.seconds:>8.2f} "
+            rows.append(f"{r.system:<18} {r.client:<37} {r.phase:<8} {r.records:>8} {r.seconds:>8.2f} "
                         f"{r.rate:>10.0f} {r.mib_s:>7.2f}  {fmt_cpu(r.cpu)}")
         else:
-            rows.append(f"{r.system:<18} {r.client:<26} {r.phase:<8} {'FAILED':>8}  {r.note[:110]}")
+            rows.append(f"{r.system:<18} {r.client:<37} {r.phase:<8} {'FAILED':>8}  {r.note[:110]}")
     return "\n".join(rows)
 
 
@@ -555,6 +626,7 @@ def main() -> int:
     ap.add_argument("--formats", default="kafka,pulsar", help="kop entry formats to run, comma-separated")
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--keep-logs", action="store_true", help="keep the tool/kop logs directory")
+    ap.add_argument("--keep-topics", action="store_true", help="do not delete the benchmark topics at the end")
     ap.add_argument("--output", help="JSON file (default benchmarks/results/rough-<date>.json)")
     args = ap.parse_args()
     n, size, parts = args.records, args.size, args.partitions
@@ -578,14 +650,19 @@ def main() -> int:
             r = native_phase(home, phase, topic, n, size, parts, logs, sampler, pulsar_targets)
             results.append(r)
             log(f"  -> {r.rate:.0f} rec/s ({r.seconds:.2f} s) {r.note if not r.ok else ''}")
+        if not args.keep_topics:
+            problem = delete_native_topic(topic)
+            if problem:
+                log(problem)
 
     for fmt in [f for f in args.formats.split(",") if f]:
         system = f"kop {fmt}-format"
         with Kop(fmt, logs / f"kop-{fmt}.log") as kop:
             log(f"{system}: kop pid {kop.proc.pid} on {kop.bootstrap}")
             t_java, t_ck = f"bench-kop-{fmt}-java-{run_id}", f"bench-kop-{fmt}-ck-{run_id}"
-            create_topic(kop.bootstrap, t_java, parts)
-            create_topic(kop.bootstrap, t_ck, parts)
+            t_big = f"bench-kop-{fmt}-java256k-{run_id}"
+            for t in (t_java, t_ck, t_big):
+                create_topic(kop.bootstrap, t, parts)
             steps = [
                 ("ProducerPerformance", lambda: kafka_producer_perf(kop, system, t_java, n, size, logs, sampler,
                                                                      pulsar_targets)),
@@ -593,6 +670,8 @@ def main() -> int:
                                                                                   sampler, pulsar_targets)),
                 ("confluent-kafka consume (Java-produced)", lambda: ck_consume(
                     kop, system, t_java, parts, n, size, sampler, pulsar_targets, "ProducerPerformance")),
+                ("ProducerPerformance batch.size=256K", lambda: kafka_producer_perf(
+                    kop, system, t_big, n, size, logs, sampler, pulsar_targets, batch_size=256 * 1024)),
                 ("confluent-kafka produce", lambda: ck_produce(kop, system, t_ck, n, size, sampler, pulsar_targets)),
                 ("confluent-kafka consume (librdkafka-produced)", lambda: ck_consume(
                     kop, system, t_ck, parts, n, size, sampler, pulsar_targets, "confluent-kafka")),
@@ -605,6 +684,9 @@ def main() -> int:
                     r = Result(system, label, "?", "", size=size, note=f"FAILED: {type(exc).__name__}: {exc}")
                 results.append(r)
                 log(f"  -> {r.rate:.0f} rec/s ({r.seconds:.2f} s) {r.note if not r.ok else ''}")
+            if not args.keep_topics:
+                for problem in delete_kop_topics(kop.bootstrap, [t_java, t_ck, t_big]):
+                    log(problem)
         problems = kop.problems()
         kop_info[fmt] = {"exit": kop.rc, "log_problem_lines": len(problems), "log_problems_head": problems[:20],
                          "log": str(kop.logfile)}
@@ -617,6 +699,9 @@ def main() -> int:
     print("(MB/s = MiB of values; cpu% 100 = one core: cli=client, kop=kop process, loop=kop main thread, "
           "pulsar=standalone JVM, other=rest of the machine, all=machine)")
     print(table(results))
+    flagged = [r for r in results if r.ok and ("errors:" in r.note or "!=" in r.note or "only" in r.note)]
+    for r in flagged:
+        print(f"  ! {r.system} / {r.client} / {r.phase}: {r.note}")
     rat = ratios(results)
     if rat:
         print("\nkop / native (records/s):")

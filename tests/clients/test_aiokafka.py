@@ -80,3 +80,23 @@ async def test_round_trip(gateway, compression):
     await create_topic(gateway.bootstrap, topic)
     await produce(gateway.bootstrap, topic, records, compression)
     check(await consume(gateway.bootstrap, topic, COUNT), records)
+
+
+async def test_idempotent_producer(gateway):
+    """aiokafka's idempotent producer (InitProducerId, sequence numbers) with lz4 batches."""
+    topic = unique("aio-idem")
+    records = make_records(2_000, seed=11)
+    await create_topic(gateway.bootstrap, topic)
+    producer = AIOKafkaProducer(bootstrap_servers=gateway.bootstrap, enable_idempotence=True, acks="all",
+                                compression_type="lz4", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=r.key, value=r.value, partition=r.partition,
+                                       headers=list(r.headers)) for r in records]
+        metadata = await asyncio.wait_for(asyncio.gather(*futures), 60)
+    finally:
+        await producer.stop()
+    for p in range(PARTITIONS):
+        offs = [md.offset for md, r in zip(metadata, records) if r.partition == p]
+        assert offs == sorted(set(offs)), f"partition {p}: offsets not strictly increasing"
+    check(await consume(gateway.bootstrap, topic, len(records)), records)

@@ -29,7 +29,8 @@ CACHE = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop"))
 STAMP = CACHE / "kafka-tools-4.1.2" / "libs" / ".complete"
 PARTITIONS = 3
 COUNT = 500
-NULL_MARKER = "<TOMBSTONE>"
+NULL_MARKER = "<TOMBSTONE>"  # the producer's marker for a null value
+NULL_LITERAL = "<NULL>"  # what the consumer prints for one
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_console_round_trip(kafka_tools, gateway):
     expected: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
     for key, value, headers in sent:
         hdrs = ",".join(f"{hk}:{hv}" for hk, hv in headers)
-        expected[java_partition(key.encode())].append(f"{hdrs}\t{key}\t{'null' if value is None else value}")
+        expected[java_partition(key.encode())].append(f"{hdrs}\t{key}\t{NULL_LITERAL if value is None else value}")
     assert all(expected.values()), "the keys should spread over every partition"
 
     def consume(p: int):
@@ -99,7 +100,8 @@ def test_console_round_trip(kafka_tools, gateway):
             "--topic", topic, "--partition", str(p), "--offset", "earliest",
             "--max-messages", str(len(expected[p])), "--timeout-ms", "30000",
             "--property", "print.key=true", "--property", "print.offset=true", "--property", "print.partition=true",
-            "--property", "print.timestamp=true", "--property", "print.headers=true")
+            "--property", "print.timestamp=true", "--property", "print.headers=true",
+            "--property", f"null.literal={NULL_LITERAL}")
 
     with ThreadPoolExecutor(PARTITIONS) as pool:  # one consumer JVM per partition, side by side
         results = list(pool.map(consume, range(PARTITIONS)))
@@ -119,3 +121,26 @@ def test_console_round_trip(kafka_tools, gateway):
         assert offsets == sorted(set(offsets)), f"partition {p}: offsets not strictly increasing: {offsets[:10]}"
         total += len(got)
     assert total == COUNT
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_console_compressed_round_trip(kafka_tools, gateway, codec):
+    """The Java producer's own compressed batches (the reference codecs and lz4 framing), read back by
+    the Java console consumer."""
+    topic = unique(f"java-{codec}")
+    admin = KafkaAdminClient(bootstrap_servers=gateway.bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    admin.close()
+    count = 300
+    sent = [f"key-{i}:{codec} value {i} " + "abc" * (i % 40) for i in range(count)]
+    rc, out, err = run_tool(
+        kafka_tools, "org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", gateway.bootstrap,
+        "--topic", topic, "--request-required-acks", "all", "--compression-codec", codec,
+        "--property", "parse.key=true", "--property", "key.separator=:", stdin="".join(s + "\n" for s in sent))
+    assert rc == 0 and "ERROR" not in err, f"console producer exited with {rc}:\n{err}\n{gateway.log()[-3000:]}"
+    rc, out, err = run_tool(
+        kafka_tools, "org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", gateway.bootstrap,
+        "--topic", topic, "--partition", "0", "--offset", "earliest", "--max-messages", str(count),
+        "--timeout-ms", "30000", "--property", "print.key=true", "--property", "key.separator=:")
+    assert rc == 0, f"console consumer exited with {rc}:\n{err}\n{gateway.log()[-3000:]}"
+    assert out.splitlines() == sent

@@ -173,12 +173,13 @@ def _utf8(v: bytes | None) -> bool:
 
 # -- (b) native Pulsar producer -> Kafka consumers ------------------------------------------------
 
-# (partition_key or None, payload, properties, event_timestamp or None)
+# (partition_key or None, payload or None for a null value, properties, event_timestamp or None)
 PULSAR_MESSAGES = [
     ("k1", b"payload-1", {"b": "2", "a": "1", "c": "3"}, TS),
     (None, b"no key", {}, TS + 10),
     ("clé-✓", b"\x00\xff binary payload", {"grüße": "wörld ✓", "x-trace": "abc"}, TS + 20),
     ("k4", b"", {"empty": ""}, None),  # no event time: the Kafka timestamp is the publish time
+    ("gone", None, {"reason": "deleted"}, TS + 30),  # Pulsar's null-value flag: a Kafka tombstone
 ]
 
 
@@ -221,8 +222,9 @@ def confluent_read(bootstrap: str, topic: str, partition: int, count: int) -> li
     return out
 
 
-def send_native(client, url: str, batching: bool) -> list:
-    producer = client.create_producer(url, batching_enabled=batching, batching_max_publish_delay_ms=50)
+def send_native(client, url: str, batching: bool, compression=pulsar.CompressionType.NONE) -> list:
+    producer = client.create_producer(url, batching_enabled=batching, batching_max_publish_delay_ms=50,
+                                      compression_type=compression)
     try:
         if not batching:
             ids = []
@@ -249,21 +251,24 @@ def send_native(client, url: str, batching: bool) -> list:
 
 
 @pytest.mark.parametrize("created_by", ["kop", "pulsar-admin"])
-@pytest.mark.parametrize("batching", [False, True], ids=["single", "batched"])
-def test_pulsar_producer_to_kafka_consumers(gw, pulsar_client, created_by, batching):
+@pytest.mark.parametrize("batching,compression", [
+    (False, pulsar.CompressionType.NONE), (True, pulsar.CompressionType.NONE), (True, pulsar.CompressionType.ZSTD),
+    (False, pulsar.CompressionType.LZ4)], ids=["single", "batched", "batched-zstd", "single-lz4"])
+def test_pulsar_producer_to_kafka_consumers(gw, pulsar_client, created_by, batching, compression):
     topic = unique("interop-p2k")
     if created_by == "kop":
         create_kafka_topic(gw.bootstrap, topic, 2)
     else:
         status, body = admin(f"persistent/{NS}/{topic}/partitions", "PUT", 2)
         assert status in (200, 204), (status, body)
-    ids = send_native(pulsar_client, partition_url(topic, 0), batching)
+    ids = send_native(pulsar_client, partition_url(topic, 0), batching, compression)
     # The publish times, for the message without an event time.
     native = read_all(pulsar_client, partition_url(topic, 0), len(PULSAR_MESSAGES))
 
     expected = []
     for (key, payload, props, ts), msg_id, msg in zip(PULSAR_MESSAGES, ids, native):
         assert position(msg.message_id()) == position(msg_id)
+        assert msg.has_null_value() is (payload is None)
         expected.append((offsets.pack(*position(msg_id)), None if key is None else key.encode(), payload,
                          [(n, v.encode()) for n, v in sorted(props.items())],
                          ts if ts is not None else msg.publish_timestamp()))

@@ -42,20 +42,20 @@ def end_offset(bootstrap: str, topic: str, partition: int = 0) -> int:
         consumer.close()
 
 
-def produce_kafka(bootstrap: str, topic: str, values: list[bytes]) -> list[int]:
+def produce_kafka(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> list[int]:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     try:
-        futures = [producer.send(topic, key=b"k", value=v, partition=0) for v in values]
+        futures = [producer.send(topic, key=b"k", value=v, partition=partition) for v in values]
         producer.flush(30)
         return [f.get(30).offset for f in futures]
     finally:
         producer.close()
 
 
-def produce_native(topic: str, values: list[bytes]) -> None:
+def produce_native(topic: str, values: list[bytes], partition: int = 0) -> None:
     client = pulsar.Client(SERVICE_URL, operation_timeout_seconds=30)
     try:
-        producer = client.create_producer(f"persistent://public/default/{topic}-partition-0")
+        producer = client.create_producer(f"persistent://public/default/{topic}-partition-{partition}")
         for v in values:
             producer.send(v, partition_key="k")
         producer.close()
@@ -108,31 +108,32 @@ def values_of(records: bytes | None) -> list[bytes]:
 
 @pytest.mark.parametrize("producer", ["kafka", "native-pulsar"])
 def test_waiting_consumer_is_woken_by_new_data(gateway, producer):
+    """Three empty partitions in one long poll; a record written to the last one ends the wait."""
     topic = unique("lp-wake")
-    create_topic(gateway.bootstrap, topic)
+    create_topic(gateway.bootstrap, topic, 3)
     consumer = Consumer({"bootstrap.servers": gateway.bootstrap, "group.id": unique("unused"),
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
                          "fetch.wait.max.ms": 5000, "fetch.min.bytes": 1})
-    received: list[tuple[float, bytes]] = []
+    received: list[tuple[float, int, bytes]] = []
     stop = threading.Event()
 
     def poll() -> None:
         while not stop.is_set():
             m = consumer.poll(0.05)
             if m is not None and m.error() is None:
-                received.append((time.monotonic(), m.value()))
+                received.append((time.monotonic(), m.partition(), m.value()))
 
     try:
-        consumer.assign([CkTopicPartition(topic, 0, OFFSET_END)])
+        consumer.assign([CkTopicPartition(topic, p, OFFSET_END) for p in range(3)])
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()
         time.sleep(1.5)  # the consumer is now inside a 5 s long poll on the empty partition
         assert received == []
         sent_at = time.monotonic()
         if producer == "kafka":
-            produce_kafka(gateway.bootstrap, topic, [b"wake up"])
+            produce_kafka(gateway.bootstrap, topic, [b"wake up"], partition=2)
         else:
-            produce_native(topic, [b"wake up"])
+            produce_native(topic, [b"wake up"], partition=2)
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -140,7 +141,7 @@ def test_waiting_consumer_is_woken_by_new_data(gateway, producer):
         thread.join(10)
     finally:
         consumer.close()
-    assert [v for _, v in received] == [b"wake up"]
+    assert [(p, v) for _, p, v in received] == [(2, b"wake up")]
     latency = received[0][0] - sent_at
     # Without a wake-up the record would wait for the 5 s poll to expire (~3.5 s from here).
     assert latency < 2.0, f"delivered {latency:.2f} s after the produce: the long poll was not woken"
