@@ -84,8 +84,9 @@ launch() {  # $1 = fg|bg
   log "starting Pulsar $version standalone (logs: $run_dir/logs/standalone.out)"
   # setsid keeps terminal signals away from Pulsar (this script stops it in order); it may fork,
   # so the pid is written from inside the new session, by the shell that then execs the JVM.
-  (cd "$run_dir" && setsid bash -c 'echo $$ >"$0"; exec "$@"' "$run_dir/pulsar.pid" \
-     "$home/bin/pulsar" "${args[@]}" >"$run_dir/logs/standalone.out" 2>&1 </dev/null &)
+  # exec: no shell of this script stays behind holding the caller's stdout open.
+  (cd "$run_dir" && exec setsid bash -c 'echo $$ >"$0"; exec "$@"' "$run_dir/pulsar.pid" \
+     "$home/bin/pulsar" "${args[@]}" >"$run_dir/logs/standalone.out" 2>&1 </dev/null) &
   for _ in $(seq 50); do [ -s "$run_dir/pulsar.pid" ] && break; sleep 0.1; done
 }
 
@@ -107,16 +108,21 @@ stop() {
   local pid_file="$run_dir/pulsar.pid"
   local pid; pid=$(cat "$pid_file" 2>/dev/null || true)
   # The JVM of this run dir, however it was started (its command line names our data dir).
-  local pids; pids=$(echo "$pid"; pgrep -f -- "--metadata-dir $run_dir/data/metadata" || true)
-  pids=$(echo "$pids" | sort -u | while read -r p; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"; done)
+  local candidates pids="" p
+  candidates=$(echo "$pid"; pgrep -f -- "--metadata-dir $run_dir/data/metadata" || true)
+  for p in $(echo "$candidates" | sort -u); do
+    if kill -0 "$p" 2>/dev/null; then pids="$pids $p"; fi
+  done
   if [ -n "$pids" ]; then
     log "stopping Pulsar (pid $(echo $pids))"
     for p in $pids; do kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true; done
     for _ in $(seq 60); do
-      alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+      alive=0; for p in $pids; do if kill -0 "$p" 2>/dev/null; then alive=1; fi; done
       [ "$alive" = 0 ] && break; sleep 1
     done
-    for p in $pids; do kill -0 "$p" 2>/dev/null && { log "Pulsar $p ignored SIGTERM for 60 s: SIGKILL"; kill -KILL "$p"; }; done
+    for p in $pids; do
+      if kill -0 "$p" 2>/dev/null; then log "Pulsar $p ignored SIGTERM for 60 s: SIGKILL"; kill -KILL "$p"; fi
+    done
   else
     log "no Pulsar started from $run_dir is running"
   fi

@@ -22,8 +22,9 @@ from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic,
 from ..protocol.errors import ErrorCode, KafkaError
 from . import admin as admin_api
 from .idempotence import ProducerTable
-from .reader import PartitionReader, ReadFailed
-from .writer import OrderGate, PartitionWriter, WriteFailed, producer_options
+from .reader import PartitionReader, ReadFailed, message_offset
+from .plumbing import call_async, producer_conf, pulsar_client, reader_conf
+from .writer import OrderGate, PartitionWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class PulsarBackend:
                                       logger=pulsar.ConsoleLogger(_pulsar.LoggerLevel.Warn))
         if config.pulsar.auth_token:
             kwargs["authentication"] = pulsar.AuthenticationToken(config.pulsar.auth_token)
-        self.client = _pulsar_client(config.pulsar.service_url, kwargs)
+        self.client = pulsar_client(config.pulsar.service_url, kwargs)
         self.admin = admin_api.PulsarAdmin(config.pulsar.admin_url, config.pulsar.auth_token,
                                            config.pulsar.operation_timeout_s)
         self._partitions: dict[str, tuple[float, int]] = {}
@@ -198,8 +199,8 @@ class PulsarBackend:
         if old is not None:
             asyncio.ensure_future(old.close())
         try:
-            producer = await _call_async(self.client.create_producer_async, url,
-                                         _producer_conf(self.entry_format))
+            producer = await call_async(self.client.create_producer_async, url,
+                                         producer_conf(self.entry_format))
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         state.writer = PartitionWriter(producer, self.entry_format, url)
@@ -257,19 +258,18 @@ class PulsarBackend:
         """(offset, timestamp) of the first message published at or after ``timestamp``, or (-1, -1)."""
         url = partition_topic(self.namespace, topic, partition).url
         try:
-            reader = await _call_async(self.client.create_reader_async, url,
-                                       pulsar.MessageId.earliest, _reader_conf())
+            reader = await call_async(self.client.create_reader_async, url,
+                                       pulsar.MessageId.earliest, reader_conf())
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         wrapper = PartitionReader(reader, url, 0)
         try:
-            await _call_async(reader.seek_async, timestamp)
-            if not await _call_async(reader.has_message_available_async):
+            await call_async(reader.seek_async, timestamp)
+            if not await call_async(reader.has_message_available_async):
                 return -1, -1
             future = wrapper.arrival()
             await asyncio.wait_for(asyncio.shield(future), self.config.pulsar.operation_timeout_s)
             message = wrapper._take()
-            from .reader import message_offset
             stamp = message.event_timestamp() or message.publish_timestamp()
             return message_offset(message), stamp
         except Exception as exc:
@@ -293,7 +293,7 @@ class PulsarBackend:
         ledger, entry, _ = offsets.unpack(offset)
         start = pulsar.MessageId(-1, ledger, entry, -1)._msg_id
         try:
-            raw = await _call_async(self.client.create_reader_async, url, start, _reader_conf(inclusive=True))
+            raw = await call_async(self.client.create_reader_async, url, start, reader_conf(inclusive=True))
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         reader = PartitionReader(raw, url, offset)
@@ -336,7 +336,7 @@ class PulsarBackend:
         if self._pid_producer is None or self._pid_producer.failed:
             url = PulsarTopic(self.system_namespace, "__kop_producer_ids").url
             try:
-                producer = await _call_async(self.client.create_producer_async, url, _producer_conf("kafka"))
+                producer = await call_async(self.client.create_producer_async, url, producer_conf("kafka"))
             except Exception as exc:
                 raise kafka_error_of(exc) from exc
             self._pid_producer = PartitionWriter(producer, "kafka", url)
@@ -346,56 +346,6 @@ class PulsarBackend:
         except WriteFailed as exc:
             raise kafka_error_of(exc) from exc
         return appended.base_offset >> offsets.BATCH_BITS
-
-
-# -- pulsar-client plumbing (C++ callbacks -> asyncio futures) ------------------------------------
-
-def _pulsar_client(service_url: str, kwargs: dict[str, Any]) -> _pulsar.Client:
-    return pulsar.Client(service_url, **kwargs)._client
-
-
-async def _call_async(method, *args) -> Any:
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-
-    def done(result, value=None) -> None:
-        loop.call_soon_threadsafe(_resolve, future, result, value)
-    method(*args, done)
-    return await future
-
-
-def _resolve(future: asyncio.Future, result: Any, value: Any) -> None:
-    if future.done():
-        return
-    if isinstance(result, _pulsar.Result):
-        if result == _pulsar.Result.Ok:
-            future.set_result(value)
-        else:
-            future.set_exception(WriteFailed(result))
-    else:  # callbacks of the form (value) or (result, value) with value first
-        future.set_result(result if value is None else value)
-
-
-def _producer_conf(entry_format: str) -> _pulsar.ProducerConfiguration:
-    conf = _pulsar.ProducerConfiguration()
-    opts = producer_options(entry_format)
-    conf.batching_enabled(opts["batching_enabled"])
-    conf.max_pending_messages(opts["max_pending_messages"])
-    conf.block_if_queue_full(False)
-    if opts["batching_enabled"]:
-        conf.batching_max_messages(opts["batching_max_messages"])
-        conf.batching_max_allowed_size_in_bytes(opts["batching_max_allowed_size_in_bytes"])
-        conf.batching_max_publish_delay_ms(opts["batching_max_publish_delay_ms"])
-    conf.send_timeout_millis(30_000)
-    return conf
-
-
-def _reader_conf(inclusive: bool = False) -> _pulsar.ReaderConfiguration:
-    conf = _pulsar.ReaderConfiguration()
-    conf.receiver_queue_size(1000)
-    if inclusive:
-        conf.start_message_id_inclusive(True)
-    return conf
 
 
 __all__ = ["PulsarBackend", "kafka_error_of", "ReadFailed", "WriteFailed"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 from ..protocol import messages
 from ..protocol.errors import ErrorCode, ProtocolViolation

@@ -76,3 +76,55 @@ def test_fetch_size_limits(gateways):
     assert len(batches) == 40
     bases = [h.base_offset for h, _ in batches]
     assert bases == sorted(bases) and offsets.unpack(bases[0]).batch_index == 0
+
+
+def test_acks_zero_is_written_and_not_answered(gateways):
+    from kafka.protocol.metadata import ApiVersionsResponse
+    from kafka.protocol.producer import ProduceRequest
+
+    from kop.protocol.records import Record, build_batch
+    gw = gateways()
+    topic = unique("acks0")
+    producer = KafkaProducer(bootstrap_servers=gw.bootstrap, acks="all")
+    producer.send(topic, value=b"first", partition=0).get(30)
+    producer.close()
+    batch = bytes(build_batch([Record(0, int(time.time() * 1000), b"k", b"fire-and-forget", [])]))
+    request = ProduceRequest(acks=0, timeout_ms=30_000, topic_data=[ProduceRequest.TopicProduceData(
+        name=topic, partition_data=[ProduceRequest.TopicProduceData.PartitionProduceData(index=0, records=batch)])])
+    with RawClient(gw.bootstrap) as client:
+        produce_id = client.send(request, 9)
+        versions_id = client.send(ApiVersionsRequest(), 3)
+        frame = read_frame(client.sock, 15)
+        assert frame is not None
+        assert struct.unpack_from(">i", frame)[0] == versions_id != produce_id  # no answer to acks=0
+        assert ApiVersionsResponse.decode(frame[4:], version=3).error_code == 0
+    from kafka import KafkaConsumer, TopicPartition
+    deadline = time.monotonic() + 15
+    values: list[bytes] = []
+    while time.monotonic() < deadline and b"fire-and-forget" not in values:
+        consumer = KafkaConsumer(bootstrap_servers=gw.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000)
+        consumer.assign([TopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        values = [m.value for m in consumer]
+        consumer.close()
+    assert values == [b"first", b"fire-and-forget"]
+
+
+def test_create_and_delete_topics(gateways):
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    from support import admin
+    gw = gateways(env={"KOP_TOPICS_AUTO_CREATE": "false"})
+    topic = unique("admin")
+    client = KafkaAdminClient(bootstrap_servers=gw.bootstrap)
+    client.create_topics([NewTopic(topic, 4, 1)])
+    status, meta = admin(f"persistent/public/default/{topic}/partitions")
+    assert status == 200 and meta["partitions"] == 4
+    with pytest.raises(TopicAlreadyExistsError):
+        client.create_topics([NewTopic(topic, 4, 1)])
+    assert set(client.list_topics()) >= {topic}
+    client.delete_topics([topic])
+    assert admin(f"persistent/public/default/{topic}/partitions")[0] == 404
+    assert topic not in client.list_topics()
+    client.close()
