@@ -12,6 +12,9 @@ import signal
 
 from .backend.pulsar import PulsarBackend
 from .config import Config
+from .groups.coordinator import GroupCoordinator
+from .groups.cursor_sync import CursorSync
+from .groups.store import OffsetsStore
 from .handlers import api_versions
 from .handlers.context import RequestContext
 from .handlers.registry import load_all
@@ -26,12 +29,17 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.backend = PulsarBackend(config)
+        g = config.groups
+        self.coordinator = GroupCoordinator(
+            OffsetsStore(self.backend, partitions=g.offsets_partitions),
+            CursorSync(self.backend.admin, self.backend.namespace, prefix=g.subscription_prefix,
+                       interval_s=g.cursor_sync_interval_s), g)
         self.handlers = load_all()
         self.connections: set[KafkaConnection] = set()
         self.server: asyncio.base_events.Server | None = None
 
     def _make_context(self, header, peer: str) -> RequestContext:
-        return RequestContext(header, self.backend, self.config, peer)
+        return RequestContext(header, self.backend, self.config, peer, self.coordinator)
 
     def _protocol(self) -> KafkaConnection:
         conn = KafkaConnection(handlers=self.handlers, make_context=self._make_context,
@@ -44,6 +52,8 @@ class Gateway:
 
     async def start(self) -> None:
         await self.backend.start()
+        await self.coordinator.start()
+        await self.coordinator.cursor_sync.start()
         s = self.config.server
         self.server = await asyncio.get_running_loop().create_server(
             self._protocol, s.listen_host, s.listen_port, reuse_address=True, backlog=1024)
@@ -65,6 +75,7 @@ class Gateway:
         await asyncio.gather(*(c.drain_pending(DRAIN_TIMEOUT_S) for c in list(self.connections)))
         for conn in list(self.connections):
             conn.close()
+        await self.coordinator.close()
         await self.backend.close()
         log.info("stopped")
 

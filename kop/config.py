@@ -78,11 +78,30 @@ class FetchConfig:
 
 
 @dataclass(frozen=True)
+class GroupsConfig:
+    # Kafka's group.initial.rebalance.delay.ms: members starting together land in one generation.
+    initial_rebalance_delay_ms: int = 3000
+    # Kafka's group.min/max.session.timeout.ms.
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 1_800_000
+    # Partitions of the compacted __offsets topic in the system namespace (fixed once created).
+    offsets_partitions: int = 8
+    # Kafka's offset.metadata.max.bytes.
+    max_metadata_size: int = 4096
+    # Committed offsets also move a durable Pulsar subscription named <prefix><group>, so Pulsar
+    # shows the group's backlog (= Kafka lag) and retention keeps what it has not consumed.
+    subscription_prefix: str = "kafka-group-"
+    # How often pending commits are written to those subscriptions (the commit -> cursor delay).
+    cursor_sync_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     pulsar: PulsarConfig = field(default_factory=PulsarConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
     log_level: str = "INFO"
 
     @property
@@ -92,7 +111,7 @@ class Config:
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "log_level"}
 _SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
-                    "fetch": FetchConfig}
+                    "fetch": FetchConfig, "groups": GroupsConfig}
 
 
 def _coerce(value: Any, target: type, where: str, problems: list[str]) -> Any:
@@ -142,6 +161,15 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"pulsar.system_namespace: {cfg.pulsar.system_namespace!r} is not tenant/namespace")
     if not cfg.pulsar.admin_url.startswith(("http://", "https://")):
         problems.append(f"pulsar.admin_url: {cfg.pulsar.admin_url!r} is not an http(s):// URL")
+    g = cfg.groups
+    if not 0 < g.min_session_timeout_ms <= g.max_session_timeout_ms:
+        problems.append("groups.min_session_timeout_ms must be positive and <= groups.max_session_timeout_ms")
+    if g.initial_rebalance_delay_ms < 0:
+        problems.append("groups.initial_rebalance_delay_ms must not be negative")
+    if not 1 <= g.offsets_partitions <= 1024:
+        problems.append(f"groups.offsets_partitions: {g.offsets_partitions} outside 1..1024")
+    if g.cursor_sync_interval_s <= 0:
+        problems.append("groups.cursor_sync_interval_s must be positive")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log_level: {cfg.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
 

@@ -10,6 +10,7 @@ from ..protocol.messages import RequestHeader
 if TYPE_CHECKING:
     from ..backend.pulsar import PulsarBackend
     from ..config import Config
+    from ..groups.coordinator import GroupCoordinator
 
 
 @dataclass(slots=True)
@@ -18,6 +19,7 @@ class RequestContext:
     backend: "PulsarBackend"
     config: "Config"
     client_address: str
+    coordinator: "GroupCoordinator | None" = None
 
     @property
     def version(self) -> int:

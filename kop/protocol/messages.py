@@ -16,12 +16,18 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-                                  DeleteTopicsResponse)
-from kafka.protocol.consumer import (FetchRequest, FetchResponse, ListOffsetsRequest,
-                                     ListOffsetsResponse)
-from kafka.protocol.metadata import (ApiVersionsRequest, ApiVersionsResponse, MetadataRequest,
-                                     MetadataResponse)
+from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
+                                  DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+                                  DescribeGroupsRequest, DescribeGroupsResponse, ListGroupsRequest,
+                                  ListGroupsResponse)
+from kafka.protocol.consumer import (FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse,
+                                     JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+                                     LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse,
+                                     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
+                                     OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
+                                     SyncGroupRequest, SyncGroupResponse)
+from kafka.protocol.metadata import (ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest,
+                                     FindCoordinatorResponse, MetadataRequest, MetadataResponse)
 from kafka.protocol.producer import (InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
                                      ProduceResponse)
 
@@ -40,6 +46,17 @@ CODECS: dict[int, tuple[Any, Any]] = {
         (CreateTopicsRequest, CreateTopicsResponse),
         (DeleteTopicsRequest, DeleteTopicsResponse),
         (InitProducerIdRequest, InitProducerIdResponse),
+        (FindCoordinatorRequest, FindCoordinatorResponse),
+        (JoinGroupRequest, JoinGroupResponse),
+        (SyncGroupRequest, SyncGroupResponse),
+        (HeartbeatRequest, HeartbeatResponse),
+        (LeaveGroupRequest, LeaveGroupResponse),
+        (OffsetCommitRequest, OffsetCommitResponse),
+        (OffsetFetchRequest, OffsetFetchResponse),
+        (DescribeGroupsRequest, DescribeGroupsResponse),
+        (ListGroupsRequest, ListGroupsResponse),
+        (DeleteGroupsRequest, DeleteGroupsResponse),
+        (OffsetDeleteRequest, OffsetDeleteResponse),
     ]
 }
 

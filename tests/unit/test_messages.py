@@ -239,6 +239,56 @@ def make_request(api_key: int):
     if api_key == 22:
         return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60_000, producer_id=-1,
                                      producer_epoch=-1)
+    return _group_request(api_key)
+
+
+def _group_request(api_key: int):
+    from kafka.protocol.admin import DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest
+    from kafka.protocol.consumer import (HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+                                         OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
+                                         SyncGroupRequest)
+    from kafka.protocol.metadata import FindCoordinatorRequest
+    if api_key == 8:
+        O = OffsetCommitRequest
+        return O(group_id="g", generation_id_or_member_epoch=3, member_id="m-1", group_instance_id="i-1",
+                 retention_time_ms=-1, topics=[O.OffsetCommitRequestTopic(name="orders", topic_id=TOPIC_ID, partitions=[
+                     O.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
+                         partition_index=2, committed_offset=2**40, committed_leader_epoch=-1, commit_timestamp=-1,
+                         committed_metadata="meta")])])
+    if api_key == 9:
+        F = OffsetFetchRequest
+        return F(group_id="g", topics=[F.OffsetFetchRequestTopic(name="orders", partition_indexes=[0, 2])],
+                 groups=[F.OffsetFetchRequestGroup(group_id="g", member_id=None, member_epoch=-1, topics=[
+                     F.OffsetFetchRequestGroup.OffsetFetchRequestTopics(name="orders", topic_id=TOPIC_ID,
+                                                                        partition_indexes=[0, 2])])],
+                 require_stable=False)
+    if api_key == 10:
+        return FindCoordinatorRequest(key="g", key_type=0, coordinator_keys=["g", "h"])
+    if api_key == 11:
+        J = JoinGroupRequest
+        return J(group_id="g", session_timeout_ms=10_000, rebalance_timeout_ms=30_000, member_id="",
+                 group_instance_id=None, protocol_type="consumer",
+                 protocols=[J.JoinGroupRequestProtocol(name="range", metadata=b"\x00\x01")], reason=None)
+    if api_key == 12:
+        return HeartbeatRequest(group_id="g", generation_id=3, member_id="m-1", group_instance_id=None)
+    if api_key == 13:
+        L = LeaveGroupRequest
+        return L(group_id="g", member_id="m-1", members=[L.MemberIdentity(member_id="m-1", group_instance_id=None,
+                                                                          reason=None)])
+    if api_key == 14:
+        S = SyncGroupRequest
+        return S(group_id="g", generation_id=3, member_id="m-1", group_instance_id=None, protocol_type="consumer",
+                 protocol_name="range", assignments=[S.SyncGroupRequestAssignment(member_id="m-1", assignment=b"a")])
+    if api_key == 15:
+        return DescribeGroupsRequest(groups=["g"], include_authorized_operations=False)
+    if api_key == 16:
+        return ListGroupsRequest(states_filter=[], types_filter=[])
+    if api_key == 42:
+        return DeleteGroupsRequest(groups_names=["g"])
+    if api_key == 47:
+        D = OffsetDeleteRequest
+        return D(group_id="g", topics=[D.OffsetDeleteRequestTopic(name="orders", partitions=[
+            D.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=2)])])
     raise AssertionError(api_key)
 
 
@@ -473,7 +523,7 @@ def test_is_flexible_matches_kafka_schemas():
 
 
 def test_codecs_cover_the_served_apis():
-    assert set(CODECS) == {0, 1, 2, 3, 18, 19, 20, 22}
+    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 42, 47}
     for api_key, (req, resp) in CODECS.items():
         assert req.API_KEY == resp.API_KEY == api_key
         assert req.is_request() and not resp.is_request()
@@ -503,7 +553,7 @@ def test_registry_serves_only_versions_the_codec_knows(registry):
 
 
 def test_registry_has_the_documented_apis(registry):
-    assert set(registry) == {0, 1, 2, 3, 18, 19, 20, 22}
+    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 42, 47}
     assert registry[0].advertised_min == 0  # Produce advertised from 0 (librdkafka compression)
     assert registry[18].min_version == 0
 

@@ -1,0 +1,1 @@
+"""Kafka consumer groups: the coordinator, its pure state table and the ``__offsets`` store."""

@@ -1,0 +1,416 @@
+"""The group coordinator: Kafka's classic membership protocol over the pure table in state.py, with
+the I/O — waiting for members, timers, the ``__offsets`` store (store.py) and the cursor sync
+(cursor_sync.py).
+
+Timing, as in Kafka:
+- A rebalance completes when every known member has rejoined, or when the longest rebalance
+  timeout of the members has passed (members that did not rejoin are removed). A group leaving
+  Empty first waits ``initial_rebalance_delay_ms`` so that members starting together land in one
+  generation.
+- A member that sends nothing (join, sync, heartbeat, commit) for its session timeout is removed and
+  the group rebalances; that includes static members.
+- A static member (group.instance.id) that restarts and rejoins with an unknown member id gets a new
+  member id, keeps its assignment, and the others are not disturbed (no rebalance).
+
+On start (or when it takes a group over) the coordinator rebuilds groups and offsets from
+``__offsets`` before it answers: groups that had members come back Stable with their assignments,
+and their members have one session timeout to heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..protocol.errors import ErrorCode
+from .state import Group, GroupState, Member
+from .store import CommittedOffset, GroupRecord, MemberRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class JoinResult:
+    error: ErrorCode
+    generation_id: int = -1
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader_id: str = ""
+    member_id: str = ""
+    members: list[tuple[str, str | None, bytes]] = None  # only for the leader
+
+    def __post_init__(self) -> None:
+        if self.members is None:
+            self.members = []
+
+
+class GroupCoordinator:
+    def __init__(self, store, cursor_sync, groups_config) -> None:
+        self.store = store
+        self.cursor_sync = cursor_sync
+        self.cfg = groups_config
+        self.groups: dict[str, Group] = {}
+        self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
+        self._join_waiters: dict[tuple[str, str], asyncio.Future] = {}
+        self._sync_waiters: dict[tuple[str, str], asyncio.Future] = {}
+        self._rebalances: dict[str, asyncio.Task] = {}
+        self._reaper: asyncio.Task | None = None
+        self.rebalances_completed = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.start()
+        now = time.monotonic()
+        for partition in range(self.store.partitions):
+            loaded = await self.store.load(partition)
+            for (group_id, topic, index), commit in loaded.offsets.items():
+                self.offsets.setdefault(group_id, {})[(topic, index)] = commit
+            for group_id, record in loaded.groups.items():
+                self.groups[group_id] = _group_from_record(record, now)
+        for group_id in self.offsets:
+            self.groups.setdefault(group_id, Group(group_id))
+        log.info("group coordinator loaded %d groups and %d committed offsets from __offsets",
+                 len(self.groups), sum(len(o) for o in self.offsets.values()))
+        self._reaper = asyncio.create_task(self._expire_members())
+
+    async def close(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+        for task in self._rebalances.values():
+            task.cancel()
+        await self.cursor_sync.close()
+        await self.store.close()
+
+    # -- JoinGroup ------------------------------------------------------------------------------
+
+    async def join(self, *, group_id: str, member_id: str, group_instance_id: str | None, client_id: str,
+                   client_host: str, session_timeout_ms: int, rebalance_timeout_ms: int,
+                   protocol_type: str | None, protocols: list[tuple[str, bytes]], require_known_member_id: bool
+                   ) -> JoinResult:
+        if not group_id:
+            return JoinResult(ErrorCode.INVALID_GROUP_ID)
+        if not self.cfg.min_session_timeout_ms <= session_timeout_ms <= self.cfg.max_session_timeout_ms:
+            return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT)
+        group = self.groups.get(group_id)
+        if group is None or group.state is GroupState.DEAD:
+            group = self.groups[group_id] = Group(group_id)
+        if not group.accepts(protocol_type, protocols):
+            return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
+        now = time.monotonic()
+
+        if not member_id:
+            new_id = f"{client_id or 'member'}-{uuid.uuid4()}"
+            if group_instance_id is not None and group_instance_id in group.static_members:
+                result = self._static_rejoin(group, group_instance_id, new_id, protocols, now)
+                return await result if isinstance(result, asyncio.Future) else result
+            if group_instance_id is None and require_known_member_id:
+                group.pending_member_ids.add(new_id)  # KIP-394: the client rejoins with this id
+                return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=new_id)
+            member_id = new_id
+        elif member_id not in group.members and member_id not in group.pending_member_ids:
+            return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id=member_id)
+        elif group_instance_id is not None and group.static_members.get(group_instance_id, member_id) != member_id:
+            return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=member_id)
+
+        member = group.members.get(member_id)
+        if member is None:
+            member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
+                            rebalance_timeout_ms, protocol_type, list(protocols), last_seen=now)
+            group.add(member)
+            self._prepare_rebalance(group, f"{member_id} joined")
+        else:
+            changed = member.protocols != list(protocols)
+            member.protocols = list(protocols)
+            member.session_timeout_ms, member.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
+            member.last_seen = now
+            if group.state is GroupState.STABLE and not changed and member_id != group.leader_id:
+                return self._join_result(group, member_id)  # nothing to do: answer with the current generation
+            if group.state is not GroupState.PREPARING_REBALANCE:
+                self._prepare_rebalance(group, f"{member_id} rejoined" + (" with new protocols" if changed else ""))
+        member.joined_this_round = True
+        waiter = self._join_waiters.pop((group_id, member_id), None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))  # superseded by this join
+        future = self._join_waiters[(group_id, member_id)] = asyncio.get_running_loop().create_future()
+        self._maybe_complete_join(group)
+        return await future
+
+    def _static_rejoin(self, group: Group, instance_id: str, new_id: str, protocols,
+                       now: float) -> JoinResult | asyncio.Future:
+        old_id = group.static_members[instance_id]
+        member = group.replace_static(instance_id, new_id)
+        member.last_seen = now
+        for waiters in (self._join_waiters, self._sync_waiters):
+            old = waiters.pop((group.group_id, old_id), None)
+            if old is not None and not old.done():
+                old.set_result(JoinResult(ErrorCode.FENCED_INSTANCE_ID) if waiters is self._join_waiters
+                               else (ErrorCode.FENCED_INSTANCE_ID, b""))
+        same = member.metadata_for(group.protocol_name) == dict(protocols).get(group.protocol_name)
+        member.protocols = list(protocols)
+        if group.state is GroupState.STABLE and same:
+            log.info("group %s: static member %s is back as %s; no rebalance", group.group_id, instance_id, new_id)
+            asyncio.ensure_future(self._persist_group(group))
+            return self._join_result(group, new_id)
+        if group.state is not GroupState.PREPARING_REBALANCE:
+            self._prepare_rebalance(group, f"static member {instance_id} rejoined")
+        member.joined_this_round = True
+        future = self._join_waiters[(group.group_id, new_id)] = asyncio.get_running_loop().create_future()
+        self._maybe_complete_join(group)
+        return future
+
+    def _join_result(self, group: Group, member_id: str) -> JoinResult:
+        members = []
+        if member_id == group.leader_id:
+            members = [(m.member_id, m.group_instance_id, m.metadata_for(group.protocol_name))
+                       for m in group.members.values()]
+        return JoinResult(ErrorCode.NONE, group.generation_id, group.protocol_type, group.protocol_name,
+                          group.leader_id or "", member_id, members)
+
+    def _prepare_rebalance(self, group: Group, reason: str) -> None:
+        was_empty = group.state is GroupState.EMPTY
+        if group.state is GroupState.COMPLETING_REBALANCE:
+            for key in [k for k in self._sync_waiters if k[0] == group.group_id]:
+                waiter = self._sync_waiters.pop(key)
+                if not waiter.done():
+                    waiter.set_result((ErrorCode.REBALANCE_IN_PROGRESS, b""))
+        group.transition(GroupState.PREPARING_REBALANCE)
+        group.rebalance_started = time.monotonic()
+        log.info("group %s: rebalancing (%s), generation %d", group.group_id, reason, group.generation_id)
+        task = self._rebalances.pop(group.group_id, None)
+        if task is not None:
+            task.cancel()
+        delay = self.cfg.initial_rebalance_delay_ms / 1000 if was_empty else 0.0
+        self._rebalances[group.group_id] = asyncio.ensure_future(self._rebalance_deadline(group, delay))
+
+    async def _rebalance_deadline(self, group: Group, initial_delay: float) -> None:
+        """Complete the rebalance once the initial delay has passed and everyone rejoined, or at the
+        rebalance timeout whatever happened."""
+        try:
+            if initial_delay:
+                await asyncio.sleep(initial_delay)
+            timeout = group.rebalance_timeout_ms() / 1000
+            deadline = group.rebalance_started + max(timeout, initial_delay)
+            while group.state is GroupState.PREPARING_REBALANCE:
+                if group.all_rejoined() or time.monotonic() >= deadline:
+                    self._complete_join(group)
+                    return
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            pass
+
+    def _maybe_complete_join(self, group: Group) -> None:
+        task = self._rebalances.get(group.group_id)
+        delay_pending = task is not None and not task.done() and \
+            time.monotonic() - group.rebalance_started < self.cfg.initial_rebalance_delay_ms / 1000
+        if group.state is GroupState.PREPARING_REBALANCE and group.all_rejoined() and not delay_pending:
+            self._complete_join(group)
+
+    def _complete_join(self, group: Group) -> None:
+        if group.state is not GroupState.PREPARING_REBALANCE:
+            return
+        departed = [m for m in group.members.values() if not m.joined_this_round]
+        group.complete_rebalance()
+        self.rebalances_completed += 1
+        for member in departed:
+            waiter = self._join_waiters.pop((group.group_id, member.member_id), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))
+        log.info("group %s: generation %d with %d members, protocol %s, leader %s", group.group_id,
+                 group.generation_id, len(group.members), group.protocol_name, group.leader_id)
+        now = time.monotonic()
+        for member in group.members.values():
+            member.last_seen = now
+            waiter = self._join_waiters.pop((group.group_id, member.member_id), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(self._join_result(group, member.member_id))
+        if group.state is GroupState.EMPTY:
+            asyncio.ensure_future(self._persist_group(group))
+
+    # -- SyncGroup ------------------------------------------------------------------------------
+
+    async def sync(self, *, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int,
+                   protocol_type: str | None, protocol_name: str | None,
+                   assignments: dict[str, bytes]) -> tuple[ErrorCode, bytes]:
+        group = self.groups.get(group_id)
+        if group is None or member_id not in group.members:
+            return ErrorCode.UNKNOWN_MEMBER_ID, b""
+        if group_instance_id is not None and group.static_members.get(group_instance_id) != member_id:
+            return ErrorCode.FENCED_INSTANCE_ID, b""
+        if generation_id != group.generation_id:
+            return ErrorCode.ILLEGAL_GENERATION, b""
+        if (protocol_type is not None and protocol_type != group.protocol_type) or \
+                (protocol_name is not None and protocol_name != group.protocol_name):
+            return ErrorCode.INCONSISTENT_GROUP_PROTOCOL, b""
+        member = group.members[member_id]
+        member.last_seen = time.monotonic()
+        if group.state is GroupState.PREPARING_REBALANCE:
+            return ErrorCode.REBALANCE_IN_PROGRESS, b""
+        if group.state is GroupState.STABLE:
+            return ErrorCode.NONE, member.assignment
+        future = self._sync_waiters[(group_id, member_id)] = asyncio.get_running_loop().create_future()
+        if member_id == group.leader_id:
+            for other in group.members.values():
+                other.assignment = assignments.get(other.member_id, b"")
+            try:
+                await self._persist_group(group, raise_errors=True)
+            except Exception as exc:
+                log.warning("group %s: storing the assignment failed: %r", group_id, exc)
+                self._prepare_rebalance(group, "the assignment could not be stored")
+                return ErrorCode.COORDINATOR_NOT_AVAILABLE, b""
+            if group.state is GroupState.COMPLETING_REBALANCE:
+                group.transition(GroupState.STABLE)
+                for key in [k for k in self._sync_waiters if k[0] == group_id]:
+                    waiter = self._sync_waiters.pop(key)
+                    if not waiter.done():
+                        waiter.set_result((ErrorCode.NONE, group.members[key[1]].assignment
+                                           if key[1] in group.members else b""))
+        return await future
+
+    # -- Heartbeat, LeaveGroup ------------------------------------------------------------------
+
+    def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if group is None or member_id not in group.members:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if group_instance_id is not None and group.static_members.get(group_instance_id) != member_id:
+            return ErrorCode.FENCED_INSTANCE_ID
+        group.members[member_id].last_seen = time.monotonic()
+        if group.state is GroupState.PREPARING_REBALANCE:
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        if generation_id != group.generation_id:
+            return ErrorCode.ILLEGAL_GENERATION
+        return ErrorCode.NONE
+
+    def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID for _ in members]
+        results = []
+        left = []
+        for member_id, instance_id in members:
+            if instance_id is not None:
+                known = group.static_members.get(instance_id)
+                if known is None:
+                    results.append(ErrorCode.UNKNOWN_MEMBER_ID)
+                    continue
+                if member_id and member_id != known:
+                    results.append(ErrorCode.FENCED_INSTANCE_ID)
+                    continue
+                member_id = known
+            if member_id not in group.members:
+                results.append(ErrorCode.UNKNOWN_MEMBER_ID)
+                continue
+            self._drop_member(group, member_id)
+            left.append(member_id)
+            results.append(ErrorCode.NONE)
+        if left:
+            self._after_departure(group, f"{', '.join(left)} left")
+        return ErrorCode.NONE, results
+
+    def _drop_member(self, group: Group, member_id: str) -> None:
+        group.remove(member_id)
+        for waiters, answer in ((self._join_waiters, JoinResult(ErrorCode.UNKNOWN_MEMBER_ID)),
+                                (self._sync_waiters, (ErrorCode.UNKNOWN_MEMBER_ID, b""))):
+            waiter = waiters.pop((group.group_id, member_id), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(answer)
+
+    def _after_departure(self, group: Group, reason: str) -> None:
+        if group.state is GroupState.PREPARING_REBALANCE:
+            self._maybe_complete_join(group)
+        elif group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            self._prepare_rebalance(group, reason)
+            self._maybe_complete_join(group)
+
+    async def _expire_members(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for group in list(self.groups.values()):
+                expired = [m.member_id for m in group.members.values()
+                           if (group.group_id, m.member_id) not in self._join_waiters
+                           and now - m.last_seen > m.session_timeout_ms / 1000]
+                for member_id in expired:
+                    log.info("group %s: member %s expired (no heartbeat)", group.group_id, member_id)
+                    self._drop_member(group, member_id)
+                if expired:
+                    self._after_departure(group, "session timeout")
+
+    # -- offsets --------------------------------------------------------------------------------
+
+    def check_commit(self, group_id: str, generation_id: int, member_id: str,
+                     group_instance_id: str | None) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if generation_id < 0 and (group is None or group.state is GroupState.EMPTY or not group.members):
+            return ErrorCode.NONE  # a consumer using assign() with a group id: "simple" commits
+        if group is None or member_id not in group.members:
+            return ErrorCode.UNKNOWN_MEMBER_ID
+        if group_instance_id is not None and group.static_members.get(group_instance_id) != member_id:
+            return ErrorCode.FENCED_INSTANCE_ID
+        if generation_id != group.generation_id:
+            return ErrorCode.ILLEGAL_GENERATION
+        if group.state is GroupState.COMPLETING_REBALANCE:
+            return ErrorCode.REBALANCE_IN_PROGRESS
+        group.members[member_id].last_seen = time.monotonic()
+        return ErrorCode.NONE
+
+    async def commit(self, group_id: str, commits: dict[tuple[str, int], CommittedOffset]) -> None:
+        await self.store.write_offsets(group_id, commits)
+        self.groups.setdefault(group_id, Group(group_id))
+        self.offsets.setdefault(group_id, {}).update(commits)
+        for (topic, partition), commit in commits.items():
+            self.cursor_sync.note(group_id, topic, partition, commit.offset)
+
+    def committed(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        return self.offsets.get(group_id, {})
+
+    async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
+        await self.store.delete_offsets(group_id, keys)
+        stored = self.offsets.get(group_id, {})
+        for key in keys:
+            stored.pop(key, None)
+            await self.cursor_sync.remove(group_id, *key)
+
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        group = self.groups.get(group_id)
+        if group is None:
+            return ErrorCode.GROUP_ID_NOT_FOUND
+        if group.members:
+            return ErrorCode.NON_EMPTY_GROUP
+        keys = list(self.offsets.get(group_id, {}))
+        await self.store.delete_group(group_id, keys)
+        await self.cursor_sync.remove_group(group_id, keys)
+        group.transition(GroupState.DEAD) if group.state is not GroupState.DEAD else None
+        self.groups.pop(group_id, None)
+        self.offsets.pop(group_id, None)
+        return ErrorCode.NONE
+
+    async def _persist_group(self, group: Group, raise_errors: bool = False) -> None:
+        record = GroupRecord(group.group_id, group.protocol_type, group.generation_id, group.protocol_name,
+                             group.leader_id, tuple(MemberRecord(
+                                 m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                                 m.rebalance_timeout_ms, m.session_timeout_ms,
+                                 m.metadata_for(group.protocol_name), m.assignment)
+                                 for m in group.members.values()), int(time.time() * 1000))
+        try:
+            await self.store.write_group(record)
+        except Exception:
+            if raise_errors:
+                raise
+            log.warning("group %s: storing its metadata failed", group.group_id, exc_info=True)
+
+
+def _group_from_record(record: GroupRecord, now: float) -> Group:
+    group = Group(record.group_id, generation_id=record.generation_id, protocol_type=record.protocol_type,
+                  protocol_name=record.protocol_name, leader_id=record.leader)
+    for m in record.members:
+        group.add(Member(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.session_timeout_ms,
+                         m.rebalance_timeout_ms, record.protocol_type,
+                         [(record.protocol_name or "", m.subscription)], m.assignment, last_seen=now))
+    group.protocol_type = record.protocol_type
+    group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+    return group

@@ -1,0 +1,493 @@
+"""Mirror Kafka consumer-group commits onto durable Pulsar subscriptions (the "cursor sync").
+
+When Kafka group ``g`` commits offset ``O`` on partition ``p`` of topic ``t``, kop moves a durable
+subscription named ``<prefix><g>`` (default prefix ``kafka-group-``) on the Pulsar topic
+``persistent://<tenant>/<namespace>/t-partition-p`` so that its read position is the entry holding
+the record at ``O``. To a Pulsar operator the subscription *is* the Kafka group:
+
+- ``pulsar-admin topics stats`` shows it with ``msgBacklog`` = what the group has not consumed yet,
+  measured in **Pulsar entries** (see "What msgBacklog counts" below), and ``subscriptionProperties``
+  ``{"kop.kafka.group": <the Kafka group id, verbatim>}``.
+- Retention honours it like any durable subscription: the data the group has not consumed is not
+  deleted, whatever the retention policy says (retention only governs *acknowledged* data).
+- No consumer ever attaches to it. It is kop's bookkeeping; a native Pulsar consumer on the same
+  subscription would be disconnected by every reset (``resetcursor`` fences the cursor).
+
+Delay. ``note()`` only remembers the latest offset per (group, topic, partition); a background task
+writes the pending ones every ``interval_s`` seconds. A commit therefore reaches Pulsar within
+``interval_s`` plus the duration of one flush (:attr:`CursorSync.sync_delay_s`): per changed key one
+``resetcursor`` call, plus one ``HEAD`` of the entry when the offset points inside an entry, plus one
+``PUT`` when the subscription does not exist yet; ``concurrency`` keys at a time (a few milliseconds
+each against a local broker). A commit of the same offset as the last synced one costs nothing.
+Failures (Pulsar unreachable, 5xx) are logged once per flush and retried at the next interval, at
+most ``max_attempts`` times; a later commit on the same key starts over. At most ``max_pending`` keys
+wait at any time: beyond that the oldest are dropped with a warning and resynced on their next commit.
+
+Retention and abandoned groups. A durable subscription holds back deletion of everything it has
+not acknowledged, so a Kafka group that stops committing (a decommissioned service that never
+deleted its group) pins its partitions' data from its last committed offset on. With Pulsar's
+defaults nothing reclaims it: no message TTL (``ttlDurationDefaultInSeconds=0``), no subscription
+expiry (``subscriptionExpirationTimeMinutes=0``), and the default backlog quota of ``broker.conf``
+is unlimited (``backlogQuotaDefaultLimitBytes=-1``): the data is kept forever. The stock
+*standalone.conf* instead sets a 10 GiB per-topic quota with policy ``producer_request_hold``, which
+makes Pulsar **hold (and eventually fail) producers** on a partition once one group's backlog on it
+passes 10 GiB. Recommendations for namespaces served to Kafka clients:
+
+- set a message TTL (``pulsar-admin namespaces set-message-ttl``) or a backlog quota with policy
+  ``consumer_backlog_eviction`` so that abandoned groups stop pinning data (both move the
+  subscription forward; a group that is still alive moves it back on its next commit, to the next
+  existing message if the data is gone by then), or ``subscriptionExpirationTimeMinutes`` so that
+  idle subscriptions are deleted (an active group's next commit recreates its subscription);
+- delete Kafka groups that are gone (``kafka-consumer-groups --delete``): :meth:`CursorSync.remove_group`
+  deletes their subscriptions, :meth:`CursorSync.remove` the one of a single partition (OffsetDelete).
+
+What msgBacklog counts (Pulsar 4.0.8, measured by tests/integration/test_cursor_sync.py). Pulsar
+counts backlog in **entries**, not in messages: a batch entry of 10 messages is 1 in ``msgBacklog``.
+In the ``pulsar`` entry format one Kafka batch is one Pulsar batch entry, in the ``kafka`` format one
+Pulsar message; either way ``msgBacklog`` = the number of Kafka batches (entries) holding at least
+one record at or after the committed offset. It equals the Kafka lag in records exactly when every
+entry holds one record (producers that do not batch, e.g. ``linger.ms=0`` under light load);
+otherwise it is the lag in batches (``backlogSize``, in bytes, has the same entry granularity).
+Resetting to a batch index inside an entry does not help: ``resetcursor`` accepts ``batchIndex`` and keeps it only as
+an in-memory ack set on the read position (``internalStats``: ``readPosition "L:E (ackSet ...)"``),
+the persisted mark-delete position stays at entry ``E-1``, ``msgBacklog`` still counts entry ``E``,
+and with the default ``acknowledgmentAtBatchIndexLevelEnabled=false`` a consumer would still receive
+the whole entry. A batch index at or past the end of the entry is *not* moved to the next entry by
+Pulsar either (an empty ack set stays on entry ``E``). So kop positions the cursor at entry
+granularity itself:
+
+- offset ``(L, E, 0)``: read position ``L:E``;
+- offset ``(L, E, b)``, ``b > 0``: kop reads the entry's record count ``n`` with
+  ``HEAD .../ledger/L/entry/E`` (``X-Pulsar-num-batch-message`` for a Pulsar batch, property
+  ``__kafka_records`` for a ``kafka``-format entry, else 1; cached) and uses ``L:E`` when ``b < n``
+  (records of the entry are left), ``L:E+1`` when ``b >= n`` (the usual "last consumed + 1" commit).
+
+Which ``msgBacklog``: the default stats value is Pulsar's counter estimate (entries added minus
+entries consumed since the topic was loaded). It matched exactly in every test case, except that after a
+topic reload a reset landing on the first entry of a ledger whose predecessor was trimmed (mark-delete
+position ``L:-1``) was observed one too high; ``GET .../stats?getPreciseBacklog=true`` counts from the
+cursor's positions and is exact.
+
+Offsets that name no message (gaps: past the end of a ledger, a ledger that was never this topic's
+or was trimmed, before the first ledger, past the end of the topic) are handed to Pulsar as they
+are: ``resetcursor`` and the create call move such a position to the **next existing entry** (the
+end of the topic when there is none), which is where a Kafka fetch at that offset continues too.
+The same holds when a group moves back to data Pulsar has deleted meanwhile: with no retention
+policy Pulsar deletes a closed ledger as soon as every subscription on the topic has passed it, so
+once the group's subscription (if it is the only one) moved past a ledger, committing an offset in it
+again positions the subscription at the oldest entry left.
+
+Measured against a local Pulsar 4.0.8 standalone: one key ~4 ms (``resetcursor``), ~8 ms with the
+entry ``HEAD``, ~12 ms when the subscription is created; 300 new subscriptions over 3 partitions in
+~4.5 s (creation is serialized per topic, ~10 ms each), moving them ~1.5 s; with ``interval_s=0.25``
+a commit showed in the topic stats after ~0.3 s.
+
+Pulsar REST calls used (``{sub}`` URL-encoded; Pulsar URL-decodes subscription names twice, so a raw
+``+`` would become a space and a raw ``%`` fail; the escaped names below never contain either):
+
+- ``POST /admin/v2/persistent/{tenant}/{ns}/{t}-partition-{p}/subscription/{sub}/resetcursor`` with
+  ``{"ledgerId": L, "entryId": E, "partitionIndex": -1, "batchIndex": -1, "isExcluded": false}``:
+  204; 404 with a reason "Subscription ... not found ..." when the subscription does not exist;
+  404 with another reason when the topic does not exist.
+- ``PUT .../subscription/{sub}`` with ``{"ledgerId": L, "entryId": E, "partitionIndex": -1,
+  "properties": {...}}`` (a ``batchIndex`` is ignored on creation): 204; 409 if it exists. Only sent
+  after ``resetcursor`` said the subscription (not the topic) is missing, because this call
+  auto-creates a topic that does not exist.
+- ``DELETE .../subscription/{sub}?force=true``: 204; 404 when it (or the topic) is gone.
+- ``HEAD .../ledger/{L}/entry/{E}``: the entry's metadata headers without its payload; 500 when the
+  entry does not exist.
+
+Subscription names. Kafka group ids are arbitrary strings; Pulsar subscription names must survive
+the URL path (``.``/``..`` segments, ``%``, ``+``) and, when the broker sets
+``strictlyVerifySubscriptionName=true``, match ``[a-zA-Z0-9_\\-=:.]*``. kop keeps
+``[a-zA-Z0-9_\\-.:]`` as is and writes every other character as ``=XX`` per UTF-8 byte (``=`` itself
+becomes ``=3D``), which is injective and leaves ordinary group ids readable:
+``my group/1`` -> ``kafka-group-my=20group=2F1``. The verbatim id is in the subscription's
+properties.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin, Unreachable
+from ..backend.convert import RECORDS
+from ..mapping import offsets as offset_layout
+from ..mapping.topics import InvalidTopicName, Namespace, PulsarTopic, partition_topic
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, int]  # (group, Kafka topic, partition)
+
+_KEEP = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.:")
+_PREFIX_CHARS = _KEEP | {"="}
+GROUP_PROPERTY = "kop.kafka.group"
+# An assumed admin round trip for sync_delay_s before any flush has been timed (seconds).
+_ROUND_TRIP_S = 0.5
+
+
+def escape_group(group: str) -> str:
+    """The subscription-name form of a Kafka group id (injective; see the module docstring)."""
+    return "".join(ch if ch in _KEEP else "".join(f"={b:02X}" for b in ch.encode("utf-8")) for ch in group)
+
+
+def unescape_group(escaped: str) -> str:
+    """Inverse of :func:`escape_group`."""
+    out = bytearray()
+    i = 0
+    while i < len(escaped):
+        if escaped[i] == "=":
+            out.append(int(escaped[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out += escaped[i].encode()
+            i += 1
+    return out.decode("utf-8")
+
+
+class _Gone(Exception):
+    """The topic partition no longer exists: nothing to sync, nothing to retry."""
+
+
+class CursorSync:
+    """Moves the durable subscription ``<prefix><group>`` to each committed offset (module docstring)."""
+
+    def __init__(self, admin: PulsarAdmin, namespace: Namespace, prefix: str = "kafka-group-",
+                 interval_s: float = 1.0, *, max_pending: int = 100_000, max_attempts: int = 5,
+                 concurrency: int = 16, entry_cache_size: int = 10_000) -> None:
+        if not prefix or not set(prefix) <= _PREFIX_CHARS or prefix.startswith("pulsar.") or prefix[0] == ".":
+            # Non-empty, so that no name is "", "." or ".."; "pulsar.repl" is Pulsar's replicator prefix.
+            raise ValueError(f"subscription prefix {prefix!r}: 1+ characters of [a-zA-Z0-9_-.:=], "
+                             "not starting with '.' or 'pulsar.'")
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self._admin = admin
+        self._ns = namespace
+        self.prefix = prefix
+        self.interval_s = float(interval_s)
+        self.max_pending = max_pending
+        self.max_attempts = max_attempts
+        self._concurrency = concurrency
+        self._entry_cache_size = entry_cache_size
+        self._pending: OrderedDict[Key, int] = OrderedDict()  # newest note last
+        self._attempts: dict[Key, int] = {}
+        self._synced: OrderedDict[Key, int] = OrderedDict()  # last offset written to Pulsar, LRU
+        self._deletes: dict[Key, int] = {}  # subscriptions whose deletion failed -> attempts
+        self._entry_records: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._dropped_since_log = 0
+        self._slowest_flush_s = 0.0
+        self.last_flush_s = 0.0
+        # Counters, for logs and tests.
+        self.stats = {"synced": 0, "created": 0, "failed": 0, "gone": 0, "dropped": 0, "deleted": 0,
+                      "entry_lookups": 0}
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def subscription(self, group: str) -> str:
+        """The Pulsar subscription name of Kafka group ``group``."""
+        return self.prefix + escape_group(group)
+
+    def _path(self, group: str, topic: PulsarTopic) -> str:
+        return f"persistent/{topic.rest_path}/subscription/{quote(self.subscription(group), safe='')}"
+
+    @property
+    def sync_delay_s(self) -> float:
+        """Bound on the commit -> cursor delay: ``interval_s`` + one flush (at least one admin round trip,
+        taken as the slowest flush seen so far, or 0.5 s before the first one). Holds while Pulsar answers."""
+        return self.interval_s + max(_ROUND_TRIP_S, self._slowest_flush_s)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- recording commits ----------------------------------------------------------------------
+
+    def note(self, group: str, topic: str, partition: int, offset: int) -> None:
+        """Remember that ``group`` committed ``offset`` on (topic, partition); synced at the next flush."""
+        if not 0 <= offset <= offset_layout.MAX_OFFSET:
+            return  # -1 and friends: "no offset"; nothing to position
+        key = (group, topic, partition)
+        self._deletes.pop(key, None)
+        if key in self._pending:
+            self._pending[key] = offset
+            self._pending.move_to_end(key)
+            self._attempts.pop(key, None)
+            return
+        if self._synced.get(key) == offset:
+            return
+        self._pending[key] = offset
+        self._trim_pending()
+
+    def _trim_pending(self) -> None:
+        while len(self._pending) > self.max_pending:
+            key, _ = self._pending.popitem(last=False)
+            self._attempts.pop(key, None)
+            self.stats["dropped"] += 1
+            if self._dropped_since_log == 0:
+                log.warning("cursor sync: more than %d commits pending, dropping the oldest (%s); they are "
+                            "resynced on their next commit", self.max_pending, key)
+            self._dropped_since_log += 1
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._stop.clear()
+            self._task = asyncio.create_task(self._run(), name="kop-cursor-sync")
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.flush()
+            except Exception:  # never let the loop die
+                log.exception("cursor sync: flush failed")
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the background task (letting a running flush finish) and flush what is pending."""
+        self._stop.set()
+        if self._task is not None:
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        try:
+            await asyncio.wait_for(self.flush(), timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("cursor sync: final flush did not finish within %.0f s; %d commits not synced",
+                        timeout_s, len(self._pending))
+
+    # -- flushing -------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write every pending commit to Pulsar now (and retry failed subscription deletions)."""
+        async with self._lock:
+            started = time.monotonic()
+            batch, self._pending = self._pending, OrderedDict()
+            deletes = dict(self._deletes)
+            self._deletes.clear()
+            if self._dropped_since_log > 1:
+                log.warning("cursor sync: %d pending commits were dropped (bound %d)",
+                            self._dropped_since_log, self.max_pending)
+            self._dropped_since_log = 0
+            if not batch and not deletes:
+                return
+            sem = asyncio.Semaphore(self._concurrency)
+            done: set[Key] = set()
+
+            async def one(key: Key, offset: int) -> tuple[Key, int, BaseException | None]:
+                async with sem:
+                    try:
+                        await self._sync(key, offset)
+                        return key, offset, None
+                    except Exception as exc:
+                        return key, offset, exc
+                    finally:
+                        done.add(key)
+            try:
+                results = await asyncio.gather(*(one(k, o) for k, o in batch.items()))
+                await self._retry_deletes(deletes)
+            except BaseException:
+                # cancelled mid-flush: keep what was not written (newer notes win)
+                for key, offset in batch.items():
+                    if key not in done and key not in self._pending:
+                        self._pending[key] = offset
+                raise
+            failures = []
+            for key, offset, exc in results:
+                if exc is None:
+                    self._attempts.pop(key, None)
+                    self._synced[key] = offset
+                    self._synced.move_to_end(key)
+                    while len(self._synced) > self.max_pending:
+                        self._synced.popitem(last=False)
+                    self.stats["synced"] += 1
+                elif isinstance(exc, _Gone):
+                    self._attempts.pop(key, None)
+                    self.stats["gone"] += 1
+                    log.info("cursor sync: %s partition %d no longer exists; commit of group %r not synced",
+                             key[1], key[2], key[0])
+                else:
+                    self.stats["failed"] += 1
+                    failures.append((key, exc))
+                    if key in self._pending:  # a newer commit came in meanwhile: it starts over
+                        continue
+                    attempts = self._attempts.get(key, 0) + 1
+                    if attempts >= self.max_attempts:
+                        self._attempts.pop(key, None)
+                        self.stats["dropped"] += 1
+                        log.warning("cursor sync: giving up on group %r %s-%d offset %d after %d attempts "
+                                    "(%s); resynced on its next commit", key[0], key[1], key[2], offset,
+                                    attempts, exc)
+                    else:
+                        self._attempts[key] = attempts
+                        self._pending[key] = offset
+                        self._pending.move_to_end(key, last=False)  # oldest: first to go if over the bound
+            self._trim_pending()
+            if failures:
+                log.warning("cursor sync: %d of %d subscription moves failed, retrying in %.1f s (first: "
+                            "group %r %s-%d: %s)", len(failures), len(batch), self.interval_s,
+                            failures[0][0][0], failures[0][0][1], failures[0][0][2], failures[0][1])
+            self.last_flush_s = time.monotonic() - started
+            self._slowest_flush_s = max(self._slowest_flush_s, self.last_flush_s)
+
+    async def _sync(self, key: Key, offset: int) -> None:
+        group, topic, partition = key
+        try:
+            pt = partition_topic(self._ns, topic, partition)
+        except InvalidTopicName as exc:
+            raise _Gone(str(exc)) from exc
+        ledger_id, entry_id = await self._target(pt, offset)
+        path = self._path(group, pt)
+        reset = {"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1, "batchIndex": -1,
+                 "isExcluded": False}
+        try:
+            await self._admin._call("POST", f"{path}/resetcursor", json=reset)
+            return
+        except NotFound as exc:
+            if not _subscription_missing(exc):
+                raise _Gone(str(exc)) from exc
+        create = {"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1,
+                  "properties": {GROUP_PROPERTY: group}}
+        try:
+            await self._admin._call("PUT", path, json=create)
+            self.stats["created"] += 1
+        except Conflict:  # created meanwhile (another gateway): move it
+            await self._admin._call("POST", f"{path}/resetcursor", json=reset)
+        except AdminError as exc:
+            if exc.status in (404, 412):  # "Topic does not exist and cannot be auto-created"
+                raise _Gone(str(exc)) from exc
+            raise
+
+    async def _target(self, pt: PulsarTopic, offset: int) -> tuple[int, int]:
+        """The (ledger, entry) the read position must be at for Kafka offset ``offset``."""
+        ledger_id, entry_id, batch_index = offset_layout.unpack(offset)
+        if batch_index == 0:
+            return ledger_id, entry_id
+        records = await self._records_in_entry(pt, ledger_id, entry_id)
+        if records is None or batch_index < records:
+            return ledger_id, entry_id  # records left in it (or no such entry: Pulsar takes the next)
+        return ledger_id, entry_id + 1
+
+    async def _records_in_entry(self, pt: PulsarTopic, ledger_id: int, entry_id: int) -> int | None:
+        cache_key = (pt.rest_path, ledger_id, entry_id)
+        cached = self._entry_records.get(cache_key)
+        if cached is not None:
+            self._entry_records.move_to_end(cache_key)
+            return cached
+        self.stats["entry_lookups"] += 1
+        headers = await _head(self._admin, f"persistent/{pt.rest_path}/ledger/{ledger_id}/entry/{entry_id}")
+        if headers is None:
+            return None
+        records = _records_from_headers(headers)
+        self._entry_records[cache_key] = records
+        if len(self._entry_records) > self._entry_cache_size:
+            self._entry_records.popitem(last=False)
+        return records
+
+    # -- removing -------------------------------------------------------------------------------
+
+    async def remove(self, group: str, topic: str, partition: int) -> None:
+        """Delete the group's subscription on one partition (Kafka OffsetDelete). Never raises."""
+        await self._remove(group, {(group, topic, partition)}, whole_group=False)
+
+    async def remove_group(self, group: str, partitions: list[tuple[str, int]]) -> None:
+        """Delete the group's subscription on each partition (and on every partition it was synced on).
+
+        A subscription that does not exist (404) is fine. Other failures are logged and retried at the
+        next flushes (``max_attempts``); this never raises, so a Kafka DeleteGroups does not fail on it.
+        """
+        await self._remove(group, {(group, t, p) for t, p in partitions}, whole_group=True)
+
+    async def _remove(self, group: str, keys: set[Key], whole_group: bool) -> None:
+        async with self._lock:
+            if whole_group:
+                keys |= {k for k in self._synced if k[0] == group}
+                keys |= {k for k in self._pending if k[0] == group}
+            for key in keys:
+                self._pending.pop(key, None)
+                self._attempts.pop(key, None)
+                self._synced.pop(key, None)
+            await self._retry_deletes(dict.fromkeys(keys, 0))
+
+    async def _retry_deletes(self, deletes: dict[Key, int]) -> None:
+        if not deletes:
+            return
+        sem = asyncio.Semaphore(self._concurrency)
+
+        async def one(key: Key, attempts: int) -> None:
+            async with sem:
+                group, topic, partition = key
+                try:
+                    pt = partition_topic(self._ns, topic, partition)
+                    await self._admin._call("DELETE", self._path(group, pt), params={"force": "true"})
+                    self.stats["deleted"] += 1
+                except (NotFound, InvalidTopicName):
+                    pass
+                except Exception as exc:
+                    if key in self._pending:  # committed again meanwhile: keep the subscription
+                        return
+                    if attempts + 1 >= self.max_attempts:
+                        log.warning("cursor sync: could not delete subscription %r on %s-%d after %d "
+                                    "attempts (%s); delete it with pulsar-admin", self.subscription(group),
+                                    topic, partition, attempts + 1, exc)
+                    else:
+                        log.warning("cursor sync: deleting subscription %r on %s-%d failed (%s); retrying",
+                                    self.subscription(group), topic, partition, exc)
+                        self._deletes[key] = attempts + 1
+        await asyncio.gather(*(one(k, a) for k, a in deletes.items()))
+
+
+def _subscription_missing(exc: NotFound) -> bool:
+    """A 404 from resetcursor about the subscription (create it), not about the topic (do not)."""
+    text = str(exc)
+    reason = text.split(": ", 2)[-1] if ": " in text else text
+    return "Subscription" in reason and "not found" in reason.lower()
+
+
+async def _head(admin: PulsarAdmin, path: str) -> httpx.Headers | None:
+    """Response headers of ``HEAD path`` (None for an HTTP error status). admin.py has no HEAD helper:
+    this uses its httpx client directly."""
+    http: httpx.AsyncClient = admin._http
+    try:
+        response = await http.head(path)
+    except httpx.HTTPError as exc:
+        raise Unreachable(0, f"HEAD {path}: {exc!r}") from exc
+    if response.status_code >= 400:
+        return None
+    return response.headers
+
+
+def _records_from_headers(headers: Any) -> int:
+    """Records in an entry, from getMessageById's headers: a Pulsar batch, a ``kafka``-format entry, or 1."""
+    batch = headers.get("X-Pulsar-num-batch-message")
+    if batch and batch.strip().isdigit():
+        return max(int(batch), 1)
+    raw = headers.get(f"X-Pulsar-PROPERTY-{RECORDS}")  # Pulsar < 3: one header per property
+    if raw is None:
+        props = headers.get("X-Pulsar-PROPERTY")  # Pulsar 3/4: all properties as one JSON object
+        if props:
+            try:
+                raw = json.loads(props).get(RECORDS)
+            except (ValueError, AttributeError):
+                raw = None
+    if raw is not None and str(raw).strip().isdigit():
+        return max(int(raw), 1)
+    return 1
+

@@ -1,0 +1,485 @@
+"""Consumer-group state kept in Pulsar: the ``__offsets`` topic.
+
+Kafka keeps committed offsets and group metadata in its compacted ``__consumer_offsets`` topic; kop
+keeps them in the Pulsar partitioned topic ``persistent://<system namespace>/__offsets`` (8 partitions
+by default), which Pulsar *topic compaction* keeps small. Everything Pulsar-specific of the group
+code is in :class:`OffsetsStore` (the one exception to "only kop/backend imports pulsar"); the rest of
+kop/groups sees dataclasses and coroutines.
+
+Partition of a group
+    ``partition_for(group_id, partitions) = crc32(utf-8 of group_id) % partitions``: zlib's CRC-32,
+    not Python's ``hash()`` (salted per process), so every gateway and every restart agrees on
+    where a group lives. All of a group's records are in that one partition, so loading a partition
+    gives its groups whole, and the writes of one group are ordered by one producer.
+
+Keys (the Pulsar message key, which compaction works on): compact JSON arrays, unambiguous whatever
+characters group and topic names hold (no separator to escape)::
+
+    ["offset", group_id, topic, partition]   one key per committed (group, topic, partition)
+    ["group", group_id]                      the group's metadata (generation, members, assignments)
+
+Values: compact UTF-8 JSON objects with a format version ``"v": 1``::
+
+    offset: {"v":1,"offset":42,"metadata":"..."|null,"timestamp":<ms>,"leader_epoch":-1}
+    group:  {"v":1,"protocol_type":..,"generation":..,"protocol":..,"leader":..,"timestamp":<ms>,
+             "members":[{"member_id":..,"instance_id":..,"client_id":..,"client_host":..,
+                         "rebalance_timeout_ms":..,"session_timeout_ms":..,
+                         "subscription":<base64>,"assignment":<base64>}, ...]}
+
+Why compaction keeps every commit: compaction keeps the latest message *per key*. Keyed by group
+alone (as KoP's offsets topic is described to be), a compacted topic keeps only a group's last commit
+message and loses the offsets of the partitions committed in earlier ones. Here each (group, topic,
+partition) is its own key, so after compaction the latest commit of every partition survives, next to
+the latest metadata of every group.
+
+Deletion is a tombstone: a message with the same key, an empty payload and Pulsar's null-value flag
+(``MessageBuilder.set_null_value()``). Compaction drops a key whose latest message has an empty
+payload (the tombstone goes too); messages written after the last compaction are read as they are,
+so :meth:`load` treats a null-value or empty message as "delete this key" as well.
+
+The producer compresses (LZ4) for the sake of the tombstones: the broker's compactor sizes a
+message by the ``uncompressed_size`` of its metadata, and without it by the bytes of metadata *and*
+payload, which are never 0. The C++ client (pulsar-client 3.x) sets ``uncompressed_size`` only when
+it compresses, so uncompressed tombstones were kept by compaction forever, one per deleted key
+(seen on Pulsar 4.0.8; apache/pulsar#25817 fixes the broker side).
+
+Writes go through one non-batching, LZ4-compressing producer per ``__offsets`` partition (created on
+first use; each record is its own Pulsar message, in call order per partition), with a 30 s send
+timeout and at most :data:`MAX_IN_FLIGHT` messages awaiting a receipt per partition. Reads use a compacted reader
+(``ReaderConfiguration.read_compacted(True)``) from the earliest position to the end known when the
+reader runs dry (``has_message_available_async``): every write acknowledged before :meth:`load` was
+called is in what it returns. Nothing here blocks the event loop: only the client's ``*_async``
+calls, and ``read_next(0)``, which is a pop from the reader's (bounded) receive queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import _pulsar
+
+from ..backend import admin as admin_api
+from ..backend.plumbing import call_async
+from ..backend.writer import WriteFailed
+from ..mapping.topics import Namespace, PulsarTopic
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DEFAULT_PARTITIONS = 8
+# Messages awaiting a Pulsar receipt per __offsets partition; a bound on memory, not a tuning knob.
+MAX_IN_FLIGHT = 1000
+SEND_TIMEOUT_MS = 30_000
+# Backlog (bytes) past which the broker compacts a partition on its own (topic policy).
+COMPACTION_THRESHOLD_BYTES = 1024 * 1024
+# Messages a loading reader prefetches.
+RECEIVER_QUEUE = 1000
+# How long load() waits for a message the broker said is there.
+READ_TIMEOUT_S = 30.0
+# Messages applied between two yields to the event loop while loading.
+LOAD_YIELD_EVERY = 500
+
+_JSON = dict(separators=(",", ":"), ensure_ascii=True)
+
+
+# -- records --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    offset: int
+    metadata: str | None
+    commit_timestamp: int  # ms
+    leader_epoch: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    subscription: bytes  # the chosen protocol's metadata
+    assignment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    group_id: str
+    protocol_type: str | None
+    generation_id: int
+    protocol_name: str | None
+    leader: str | None
+    members: tuple[MemberRecord, ...]
+    state_timestamp: int
+
+
+@dataclass(slots=True)
+class LoadedPartition:
+    offsets: dict[tuple[str, str, int], CommittedOffset] = field(default_factory=dict)  # (group, topic, partition)
+    groups: dict[str, GroupRecord] = field(default_factory=dict)
+
+
+class StoreError(Exception):
+    """A write, read or setup of ``__offsets`` failed. ``result`` is the Pulsar result when there is
+    one (so ``kop.backend.pulsar.kafka_error_of`` maps it like any other Pulsar failure)."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def partition_for(group_id: str, partitions: int) -> int:
+    """The ``__offsets`` partition of a group: stable across processes, hosts and restarts."""
+    return zlib.crc32(group_id.encode("utf-8", "surrogatepass")) % partitions
+
+
+# -- keys and values (pure) -----------------------------------------------------------------------
+
+def offset_key(group_id: str, topic: str, partition: int) -> str:
+    return json.dumps(["offset", group_id, topic, partition], **_JSON)
+
+
+def group_key(group_id: str) -> str:
+    return json.dumps(["group", group_id], **_JSON)
+
+
+def encode_offset(commit: CommittedOffset) -> bytes:
+    return json.dumps({"v": FORMAT_VERSION, "offset": commit.offset, "metadata": commit.metadata,
+                       "timestamp": commit.commit_timestamp, "leader_epoch": commit.leader_epoch},
+                      **_JSON).encode()
+
+
+def decode_offset(value: dict[str, Any]) -> CommittedOffset:
+    return CommittedOffset(int(value["offset"]), value.get("metadata"), int(value["timestamp"]),
+                           int(value.get("leader_epoch", -1)))
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def encode_group(record: GroupRecord) -> bytes:
+    return json.dumps({
+        "v": FORMAT_VERSION, "protocol_type": record.protocol_type, "generation": record.generation_id,
+        "protocol": record.protocol_name, "leader": record.leader, "timestamp": record.state_timestamp,
+        "members": [{"member_id": m.member_id, "instance_id": m.group_instance_id, "client_id": m.client_id,
+                     "client_host": m.client_host, "rebalance_timeout_ms": m.rebalance_timeout_ms,
+                     "session_timeout_ms": m.session_timeout_ms, "subscription": _b64(m.subscription),
+                     "assignment": _b64(m.assignment)} for m in record.members],
+    }, **_JSON).encode()
+
+
+def decode_group(group_id: str, value: dict[str, Any]) -> GroupRecord:
+    members = tuple(MemberRecord(
+        str(m["member_id"]), m.get("instance_id"), str(m["client_id"]), str(m["client_host"]),
+        int(m["rebalance_timeout_ms"]), int(m["session_timeout_ms"]),
+        base64.b64decode(m["subscription"], validate=True), base64.b64decode(m["assignment"], validate=True))
+        for m in value["members"])
+    return GroupRecord(group_id, value.get("protocol_type"), int(value["generation"]), value.get("protocol"),
+                       value.get("leader"), members, int(value["timestamp"]))
+
+
+def apply_record(loaded: LoadedPartition, key: str, value: bytes | None) -> None:
+    """Apply one ``__offsets`` message (``value`` None: a tombstone) to ``loaded``. A message kop did
+    not write (malformed key or value, newer format) is logged and skipped."""
+    try:
+        parts = json.loads(key)
+        kind = parts[0]
+        if kind == "offset":
+            _, group_id, topic, partition = parts
+            ident: Any = (str(group_id), str(topic), int(partition))
+        elif kind == "group":
+            _, group_id = parts
+            ident = str(group_id)
+        else:
+            raise ValueError(f"unknown record kind {kind!r}")
+        if value is None:
+            (loaded.offsets if kind == "offset" else loaded.groups).pop(ident, None)
+            return
+        decoded = json.loads(value)
+        if decoded.get("v") != FORMAT_VERSION:
+            raise ValueError(f"format version {decoded.get('v')!r}")
+        if kind == "offset":
+            loaded.offsets[ident] = decode_offset(decoded)
+        else:
+            loaded.groups[ident] = decode_group(ident, decoded)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        log.warning("__offsets: skipping a record kop cannot read (key %.200r): %s", key, exc)
+
+
+# -- Pulsar ---------------------------------------------------------------------------------------
+
+class _Lane:
+    """The producer of one ``__offsets`` partition and its count of messages awaiting a receipt."""
+    __slots__ = ("producer", "url", "pending", "failed", "_waiters")
+
+    def __init__(self, producer: _pulsar.Producer, url: str) -> None:
+        self.producer = producer
+        self.url = url
+        self.pending = 0
+        self.failed = False
+        self._waiters: list[asyncio.Future] = []  # woken on every receipt
+
+    async def _until(self, ready) -> None:
+        while not ready():
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    async def room(self, count: int) -> None:
+        """Until ``count`` more messages fit (at once when nothing is pending)."""
+        await self._until(lambda: not self.pending or self.pending + count <= MAX_IN_FLIGHT)
+
+    async def drained(self) -> None:
+        await self._until(lambda: not self.pending)
+
+    def send(self, key: str, value: bytes | None) -> asyncio.Future:
+        """Enqueue one message now (synchronously, so call order is send order)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        future.add_done_callback(_retrieve)
+        builder = _pulsar.MessageBuilder()
+        builder.partition_key(key)
+        if value is None:
+            builder.content(b"")
+            builder.set_null_value()
+        else:
+            builder.content(value)
+        call = loop.call_soon_threadsafe
+        self.pending += 1
+        try:
+            self.producer.send_async(builder.build(), lambda result, _mid: call(self._settle, future, result))
+        except Exception as exc:  # the binding refused the call itself
+            log.warning("send_async on %s raised %r", self.url, exc)
+            self._settle(future, getattr(exc, "result", None) or _pulsar.Result.UnknownError)
+        return future
+
+    def _settle(self, future: asyncio.Future, result: Any) -> None:  # on the event loop
+        self.pending -= 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if future.done():
+            return
+        if result == _pulsar.Result.Ok:
+            future.set_result(None)
+        else:
+            self.failed = True
+            future.set_exception(StoreError(f"writing to {self.url} failed: {result}", result))
+
+    async def close(self) -> None:
+        try:
+            await asyncio.wait_for(call_async(self.producer.close_async), 10)
+        except Exception as exc:  # best effort: the broker drops it with the connection
+            log.debug("closing producer on %s: %r", self.url, exc)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Mark a send's exception as seen: a caller that was cancelled no longer awaits it."""
+    if not future.cancelled():
+        future.exception()
+
+
+class OffsetsStore:
+    """Group state in ``persistent://<system namespace>/<topic_name>``; see the module docstring.
+
+    ``partitions`` is the partition count asked for; after :meth:`start` it is the count of the
+    topic as it exists (a topic created earlier with another count wins, with a warning, so that
+    every gateway maps groups the same way).
+    """
+
+    def __init__(self, backend, partitions: int = DEFAULT_PARTITIONS, topic_name: str = "__offsets") -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, not {partitions}")
+        self.partitions = partitions
+        self.namespace: Namespace = backend.system_namespace
+        self.topic = PulsarTopic(self.namespace, topic_name)
+        self._client: _pulsar.Client = backend.client
+        self._admin: admin_api.PulsarAdmin = backend.admin
+        self._lanes: dict[int, _Lane] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._closed = False
+
+    def partition_url(self, partition: int) -> str:
+        return f"{self.topic.url}-partition-{partition}"
+
+    def partition_of(self, group_id: str) -> int:
+        return partition_for(group_id, self.partitions)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._admin.ensure_namespace(self.namespace)
+            try:
+                await self._admin.create_partitioned_topic(self.topic, self.partitions)
+            except admin_api.Conflict:
+                existing = await self._admin.partition_count(self.topic)
+                if existing < 1:
+                    raise StoreError(f"{self.topic.url} exists but is not a partitioned topic") from None
+                if existing != self.partitions:
+                    log.warning("%s has %d partitions, not the %d configured; using %d", self.topic.url,
+                                existing, self.partitions, existing)
+                    self.partitions = existing
+            await self._set_compaction_threshold()
+        except admin_api.AdminError as exc:
+            raise StoreError(f"setting up {self.topic.url}: {exc}") from exc
+
+    async def _set_compaction_threshold(self) -> None:
+        """A topic policy on __offsets alone; the namespace policy where topic policies are off.
+        (Pulsar 4.0: topic level is POST .../compactionThreshold, namespace level is PUT.)"""
+        try:
+            await self._admin._call("POST", f"persistent/{self.topic.rest_path}/compactionThreshold",
+                                    json=COMPACTION_THRESHOLD_BYTES)
+        except admin_api.AdminError as exc:
+            if exc.status not in (405, 412):
+                raise
+            log.info("topic policies unavailable (%s); setting the compaction threshold of namespace %s",
+                     exc, self.namespace.path)
+            await self._admin._call("PUT", f"namespaces/{self.namespace.path}/compactionThreshold",
+                                    json=COMPACTION_THRESHOLD_BYTES)
+
+    async def close(self) -> None:
+        self._closed = True
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            try:
+                await asyncio.wait_for(lane.drained(), SEND_TIMEOUT_MS / 1000 + 5)
+            except asyncio.TimeoutError:
+                log.warning("closing %s with %d writes unconfirmed", lane.url, lane.pending)
+            await lane.close()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def write_offsets(self, group_id: str, commits: dict[tuple[str, int], CommittedOffset]) -> None:
+        await self._write(group_id, [(offset_key(group_id, topic, partition), encode_offset(commit))
+                                     for (topic, partition), commit in commits.items()])
+
+    async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
+        await self._write(group_id, [(offset_key(group_id, topic, partition), None) for topic, partition in keys])
+
+    async def write_group(self, record: GroupRecord) -> None:
+        await self._write(record.group_id, [(group_key(record.group_id), encode_group(record))])
+
+    async def delete_group(self, group_id: str, offsets: list[tuple[str, int]]) -> None:
+        await self._write(group_id, [(group_key(group_id), None)]
+                          + [(offset_key(group_id, topic, partition), None) for topic, partition in offsets])
+
+    async def _write(self, group_id: str, messages: list[tuple[str, bytes | None]]) -> None:
+        """Send all, in order, on the group's partition; then wait for every receipt. Raises
+        StoreError if any message was not stored (the others may have been)."""
+        if not messages:
+            return
+        self._check_open()
+        partition = self.partition_of(group_id)
+        futures: list[asyncio.Future] = []
+        # Held only while enqueueing: writes to a partition enqueue in call order, and a call with
+        # more than MAX_IN_FLIGHT messages keeps its place while it waits for room.
+        async with self._locks.setdefault(partition, asyncio.Lock()):
+            self._check_open()
+            lane = await self._lane(partition)
+            for start in range(0, len(messages), MAX_IN_FLIGHT):
+                chunk = messages[start:start + MAX_IN_FLIGHT]
+                await lane.room(len(chunk))
+                futures += [lane.send(key, value) for key, value in chunk]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            first = failures[0]
+            raise StoreError(f"group {group_id!r}: {len(failures)} of {len(messages)} __offsets writes failed: "
+                             f"{first}", getattr(first, "result", None)) from first
+
+    async def _lane(self, partition: int) -> _Lane:
+        """The partition's producer; a new one after a failed write (once the old one's in-flight
+        messages are settled, so that nothing sent later can overtake them)."""
+        lane = self._lanes.get(partition)
+        if lane is not None and not lane.failed:
+            return lane
+        if lane is not None:
+            await lane.drained()
+            self._lanes.pop(partition, None)
+            asyncio.ensure_future(lane.close())
+        url = self.partition_url(partition)
+        conf = _pulsar.ProducerConfiguration()
+        conf.batching_enabled(False)
+        conf.max_pending_messages(MAX_IN_FLIGHT)
+        conf.block_if_queue_full(False)
+        conf.send_timeout_millis(SEND_TIMEOUT_MS)
+        conf.compression_type(_pulsar.CompressionType.LZ4)  # so that compaction drops tombstones
+        try:
+            producer = await call_async(self._client.create_producer_async, url, conf)
+        except WriteFailed as exc:
+            raise StoreError(f"creating a producer on {url}: {exc.result}", exc.result) from exc
+        lane = self._lanes[partition] = _Lane(producer, url)
+        return lane
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store of {self.topic.url} is closed", _pulsar.Result.AlreadyClosed)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    async def load(self, partition: int) -> LoadedPartition:
+        """The latest state of every key in partition ``partition``: its groups and commits."""
+        if not 0 <= partition < self.partitions:
+            raise ValueError(f"partition {partition} outside 0..{self.partitions - 1}")
+        url = self.partition_url(partition)
+        conf = _pulsar.ReaderConfiguration()
+        conf.read_compacted(True)
+        conf.receiver_queue_size(RECEIVER_QUEUE)
+        try:
+            reader = await call_async(self._client.create_reader_async, url, _pulsar.MessageId.earliest, conf)
+        except WriteFailed as exc:
+            raise StoreError(f"creating a reader on {url}: {exc.result}", exc.result) from exc
+        loaded = LoadedPartition()
+        applied = 0
+        try:
+            while True:
+                message = _pop(reader)
+                if message is None:
+                    if not await call_async(reader.has_message_available_async):
+                        break
+                    message = await asyncio.wait_for(call_async(reader.read_next_async), READ_TIMEOUT_S)
+                key = message.partition_key()
+                if not key:
+                    log.warning("__offsets: skipping a message without key on %s", url)
+                    continue
+                tombstone = message.has_null_value() or message.length() == 0
+                apply_record(loaded, key, None if tombstone else message.data())
+                applied += 1
+                if applied % LOAD_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        except WriteFailed as exc:
+            raise StoreError(f"reading {url}: {exc.result}", exc.result) from exc
+        except asyncio.TimeoutError as exc:
+            raise StoreError(f"reading {url}: no message within {READ_TIMEOUT_S} s although the broker "
+                             f"reported more", _pulsar.Result.Timeout) from exc
+        finally:
+            try:
+                await asyncio.wait_for(call_async(reader.close_async), 10)
+            except Exception as exc:
+                log.debug("closing reader on %s: %r", url, exc)
+        log.debug("loaded %s: %d messages, %d groups, %d offsets", url, applied, len(loaded.groups),
+                  len(loaded.offsets))
+        return loaded
+
+
+def _pop(reader: _pulsar.Reader) -> Any | None:
+    """A message the client has already received, or None: ``read_next(0)`` does not wait."""
+    try:
+        return reader.read_next(0)
+    except _pulsar.Timeout:
+        return None

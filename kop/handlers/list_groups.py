@@ -1,0 +1,25 @@
+"""ListGroups (key 16), versions 0-5, with the v4 state filter and the v5 type filter (every group
+is a "classic" group)."""
+
+from __future__ import annotations
+
+from .registry import handler, response_class
+
+API_KEY = 16
+
+
+@handler(API_KEY, 0, 5)
+async def serve(ctx, request):
+    resp = response_class(API_KEY)
+    states = {s.lower() for s in (request.states_filter or [])} if ctx.version >= 4 else set()
+    types = {t.lower() for t in (request.types_filter or [])} if ctx.version >= 5 else set()
+    if types and "classic" not in types:
+        return resp(throttle_time_ms=0, error_code=0, groups=[])
+    groups = [resp.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type or "",
+                               group_state=g.state.value, group_type="classic")
+              for g in ctx.coordinator.groups.values() if not states or g.state.value.lower() in states]
+    return resp(throttle_time_ms=0, error_code=0, groups=groups)
+
+
+def error_response(request, code):
+    return response_class(API_KEY)(throttle_time_ms=0, error_code=code, groups=[])
