@@ -12,7 +12,6 @@ Deviation from Kafka: ``skip_assignment`` (v9, for KIP-848 server-side assignors
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 11

@@ -9,7 +9,6 @@ transactions, so no pending transactional commits).
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 9
