@@ -121,7 +121,8 @@ class GroupCoordinator:
             member = Member(member_id, group_instance_id, client_id, client_host, session_timeout_ms,
                             rebalance_timeout_ms, protocol_type, list(protocols), last_seen=now)
             group.add(member)
-            self._prepare_rebalance(group, f"{member_id} joined")
+            if group.state is not GroupState.PREPARING_REBALANCE:
+                self._prepare_rebalance(group, f"{member_id} joined")
         else:
             changed = member.protocols != list(protocols)
             member.protocols = list(protocols)
@@ -149,12 +150,18 @@ class GroupCoordinator:
             if old is not None and not old.done():
                 old.set_result(JoinResult(ErrorCode.FENCED_INSTANCE_ID) if waiters is self._join_waiters
                                else (ErrorCode.FENCED_INSTANCE_ID, b""))
-        same = member.metadata_for(group.protocol_name) == dict(protocols).get(group.protocol_name)
+        # Kafka rebalances for a returning static member only if the group's protocol would change.
+        still_supported = group.protocol_name in {name for name, _ in protocols}
         member.protocols = list(protocols)
-        if group.state is GroupState.STABLE and same:
+        if group.state is GroupState.STABLE and still_supported:
             log.info("group %s: static member %s is back as %s; no rebalance", group.group_id, instance_id, new_id)
             asyncio.ensure_future(self._persist_group(group))
-            return self._join_result(group, new_id)
+            result = self._join_result(group, new_id)
+            if group.leader_id == new_id:
+                # As Kafka: a returning static leader is not asked to assign again (it would compute
+                # an assignment nobody uses); it is told the old leader id and no members.
+                result.leader_id, result.members = old_id, []
+            return result
         if group.state is not GroupState.PREPARING_REBALANCE:
             self._prepare_rebalance(group, f"static member {instance_id} rejoined")
         member.joined_this_round = True
@@ -184,6 +191,7 @@ class GroupCoordinator:
         if task is not None:
             task.cancel()
         delay = self.cfg.initial_rebalance_delay_ms / 1000 if was_empty else 0.0
+        group.rebalance_delay_until = group.rebalance_started + delay
         self._rebalances[group.group_id] = asyncio.ensure_future(self._rebalance_deadline(group, delay))
 
     async def _rebalance_deadline(self, group: Group, initial_delay: float) -> None:
@@ -203,9 +211,7 @@ class GroupCoordinator:
             pass
 
     def _maybe_complete_join(self, group: Group) -> None:
-        task = self._rebalances.get(group.group_id)
-        delay_pending = task is not None and not task.done() and \
-            time.monotonic() - group.rebalance_started < self.cfg.initial_rebalance_delay_ms / 1000
+        delay_pending = time.monotonic() < group.rebalance_delay_until  # only when it left Empty
         if group.state is GroupState.PREPARING_REBALANCE and group.all_rejoined() and not delay_pending:
             self._complete_join(group)
 

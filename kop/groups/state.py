@@ -89,6 +89,7 @@ class Group:
     static_members: dict[str, str] = field(default_factory=dict)  # group_instance_id -> member_id
     pending_member_ids: set[str] = field(default_factory=set)     # handed out by MEMBER_ID_REQUIRED
     rebalance_started: float = 0.0
+    rebalance_delay_until: float = 0.0  # the initial rebalance delay, for a group that left Empty
 
     def transition(self, target: GroupState) -> None:
         if target not in TRANSITIONS[self.state]:
