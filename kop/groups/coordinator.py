@@ -98,7 +98,7 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
             group = self.groups[group_id] = Group(group_id)
-        if not group.accepts(protocol_type, protocols):
+        if not protocol_type or not group.accepts(protocol_type, protocols):
             return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         now = time.monotonic()
 
@@ -111,10 +111,10 @@ class GroupCoordinator:
                 group.pending_member_ids.add(new_id)  # KIP-394: the client rejoins with this id
                 return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=new_id)
             member_id = new_id
+        elif _fenced(group, member_id, group_instance_id):
+            return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=member_id)
         elif member_id not in group.members and member_id not in group.pending_member_ids:
             return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id=member_id)
-        elif group_instance_id is not None and group.static_members.get(group_instance_id, member_id) != member_id:
-            return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=member_id)
 
         member = group.members.get(member_id)
         if member is None:
@@ -242,10 +242,10 @@ class GroupCoordinator:
                    protocol_type: str | None, protocol_name: str | None,
                    assignments: dict[str, bytes]) -> tuple[ErrorCode, bytes]:
         group = self.groups.get(group_id)
+        if group is not None and _fenced(group, member_id, group_instance_id):
+            return ErrorCode.FENCED_INSTANCE_ID, b""
         if group is None or member_id not in group.members:
             return ErrorCode.UNKNOWN_MEMBER_ID, b""
-        if group_instance_id is not None and group.static_members.get(group_instance_id) != member_id:
-            return ErrorCode.FENCED_INSTANCE_ID, b""
         if generation_id != group.generation_id:
             return ErrorCode.ILLEGAL_GENERATION, b""
         if (protocol_type is not None and protocol_type != group.protocol_type) or \
@@ -280,15 +280,15 @@ class GroupCoordinator:
 
     def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int) -> ErrorCode:
         group = self.groups.get(group_id)
+        if group is not None and _fenced(group, member_id, group_instance_id):
+            return ErrorCode.FENCED_INSTANCE_ID
         if group is None or member_id not in group.members:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if group_instance_id is not None and group.static_members.get(group_instance_id) != member_id:
-            return ErrorCode.FENCED_INSTANCE_ID
+        if generation_id != group.generation_id:  # Kafka's order: the generation before the state
+            return ErrorCode.ILLEGAL_GENERATION
         group.members[member_id].last_seen = time.monotonic()
         if group.state is GroupState.PREPARING_REBALANCE:
             return ErrorCode.REBALANCE_IN_PROGRESS
-        if generation_id != group.generation_id:
-            return ErrorCode.ILLEGAL_GENERATION
         return ErrorCode.NONE
 
     def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
@@ -353,10 +353,10 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if generation_id < 0 and (group is None or group.state is GroupState.EMPTY or not group.members):
             return ErrorCode.NONE  # a consumer using assign() with a group id: "simple" commits
+        if group is not None and _fenced(group, member_id, group_instance_id):
+            return ErrorCode.FENCED_INSTANCE_ID
         if group is None or member_id not in group.members:
             return ErrorCode.UNKNOWN_MEMBER_ID
-        if group_instance_id is not None and group.static_members.get(group_instance_id) != member_id:
-            return ErrorCode.FENCED_INSTANCE_ID
         if generation_id != group.generation_id:
             return ErrorCode.ILLEGAL_GENERATION
         if group.state is GroupState.COMPLETING_REBALANCE:
@@ -408,6 +408,13 @@ class GroupCoordinator:
             if raise_errors:
                 raise
             log.warning("group %s: storing its metadata failed", group.group_id, exc_info=True)
+
+
+def _fenced(group: Group, member_id: str, group_instance_id: str | None) -> bool:
+    """A known static instance presented with a member id that is not its current one."""
+    if group_instance_id is None or group_instance_id not in group.static_members:
+        return False
+    return group.static_members[group_instance_id] != member_id
 
 
 def _group_from_record(record: GroupRecord, now: float) -> Group:

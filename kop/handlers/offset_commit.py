@@ -38,15 +38,15 @@ async def serve(ctx, request):
     for topic in request.topics:
         for part in topic.partitions:
             key = (topic.name, part.partition_index)
-            if group_error:
+            metadata = part.committed_metadata or ""  # Kafka stores a null metadata as ""
+            if not await _partition_exists(ctx, topic.name, part.partition_index):
+                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # checked first, as Kafka does
+            elif group_error:
                 errors[key] = group_error
-            elif part.committed_metadata is not None and \
-                    len(part.committed_metadata.encode()) > ctx.config.groups.max_metadata_size:
+            elif len(metadata.encode()) > ctx.config.groups.max_metadata_size:
                 errors[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            elif not await _partition_exists(ctx, topic.name, part.partition_index):
-                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
-                commits[key] = CommittedOffset(part.committed_offset, part.committed_metadata, now,
+                commits[key] = CommittedOffset(part.committed_offset, metadata, now,
                                                part.committed_leader_epoch if ctx.version >= 6 else -1)
     if commits:
         try:

@@ -282,9 +282,6 @@ def test_inconsistent_protocols(env, client):
     assert join(client, unique("g-proto"), env.topic, protocols=[]).error_code == INCONSISTENT_GROUP_PROTOCOL
 
 
-@pytest.mark.xfail(strict=True, reason="kop bug: an empty protocol_type is accepted on an Empty group "
-                   "(Group.accepts() only checks it against existing members); Kafka answers "
-                   "INCONSISTENT_GROUP_PROTOCOL (ClassicGroup.supportsProtocols: Empty needs a non-empty type)")
 def test_empty_protocol_type_is_inconsistent(env, client):
     assert join(client, unique("g-proto"), env.topic, protocol_type="").error_code == INCONSISTENT_GROUP_PROTOCOL
 
@@ -305,9 +302,6 @@ def test_heartbeat_errors(env, client):
     assert describe(client, group).group_state == "Stable"
 
 
-@pytest.mark.xfail(strict=True, reason="kop divergence: during PreparingRebalance a Heartbeat with a stale "
-                   "generation answers REBALANCE_IN_PROGRESS (27): coordinator.heartbeat() checks the state before "
-                   "the generation; Kafka validates the generation first (ILLEGAL_GENERATION, 22), then answers 27")
 def test_heartbeat_stale_generation_during_rebalance(env, client):
     group = unique("g-hb2")
     member, generation = stable_member(client, group, env.topic)
@@ -403,9 +397,6 @@ def test_offset_commit_errors(env, client):
     assert rows == {}, "a refused commit created offsets"
 
 
-@pytest.mark.xfail(strict=True, reason="kop divergence: an OffsetCommit with a group error (stale generation) "
-                   "answers that error for unknown topics/partitions too; Kafka (KafkaApis.handleOffsetCommitRequest) "
-                   "answers UNKNOWN_TOPIC_OR_PARTITION for them before the coordinator sees the request")
 def test_unknown_partition_error_precedes_group_error(env, client):
     group = unique("g-commit2")
     member, generation = stable_member(client, group, env.topic)
@@ -465,9 +456,6 @@ def test_simple_commit_and_offset_fetch_all_versions(env, client):
         assert result[unknown] == (NONE, {}), result[unknown]
 
 
-@pytest.mark.xfail(strict=True, reason="kop divergence: a commit with null metadata reads back as null in "
-                   "OffsetFetch; Kafka stores OffsetAndMetadata.NO_METADATA and answers \"\" "
-                   "(OffsetAndMetadata.fromRequest). Clients map null to \"\" themselves")
 def test_null_commit_metadata_reads_back_empty(env, client):
     group, offset = unique("g-nullmeta"), env.offsets[0][0]
     assert commit_and_record(client, group, {(env.topic, 0): (offset, None)}) == {(env.topic, 0): NONE}
@@ -501,18 +489,11 @@ def test_static_member_replaced_keeps_generation(env, client):
     assert [(m.member_id, m.group_instance_id) for m in described.members] == [(new_id, "inst-1")]
 
 
-@pytest.mark.xfail(strict=True, reason="kop bug: JoinGroup with a known group_instance_id and a stale member "
-                   "id answers UNKNOWN_MEMBER_ID (25): coordinator.join() checks `member_id not in group.members` "
-                   "before the static-member check; Kafka answers FENCED_INSTANCE_ID (82) "
-                   "(GroupMetadataManager.validateExistingMember)")
 def test_static_member_stale_join_is_fenced(env, client):
     group, old_id, _new_id, _generation = _static_group(client, env.topic)
     assert join(client, group, env.topic, old_id, instance="inst-1").error_code == FENCED_INSTANCE_ID
 
 
-@pytest.mark.xfail(strict=True, reason="kop bug: Heartbeat/SyncGroup/OffsetCommit with a known group_instance_id "
-                   "and a stale member id answer UNKNOWN_MEMBER_ID (25) (coordinator.heartbeat/sync/check_commit "
-                   "check membership before the static-member check); Kafka answers FENCED_INSTANCE_ID (82)")
 def test_static_member_stale_id_is_fenced_everywhere(env, client):
     group, old_id, _new_id, generation = _static_group(client, env.topic)
     got = {
@@ -530,7 +511,7 @@ def test_static_member_instance_of_another_member_is_fenced(env, client):
     group = unique("g-static2")
     topic = env.topic
     with RawClient(env.gw.bootstrap) as c2:
-        # Joined one after the other (see test_members_joining_together_share_a_generation for why).
+        # Joined one after the other: the second join rebalances a Stable group, which waits for inst-a.
         a_id, generation = stable_member(client, group, topic, instance="inst-a")
         c2.send(join_request(group, topic, instance="inst-b"), 5)  # the group rebalances, waiting for inst-a
         time.sleep(0.2)
@@ -560,13 +541,11 @@ def test_static_member_instance_of_another_member_is_fenced(env, client):
         assert heartbeat(c2, group, generation, b.member_id, instance="inst-b") == NONE
 
 
-@pytest.mark.xfail(strict=True, reason="kop bug: a new member joining while the group is already in "
-                   "PreparingRebalance (e.g. within the initial rebalance delay) gets UNKNOWN_SERVER_ERROR (-1): "
-                   "coordinator.join() calls _prepare_rebalance() for every new member and "
-                   "Group.transition raises IllegalTransition 'PreparingRebalance -> PreparingRebalance'; "
-                   "Kafka adds the member to the rebalance in progress and both get the same generation")
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 def test_members_joining_together_share_a_generation(env, static):
+    """A member joining while the group is already PreparingRebalance (here: within the initial delay) is
+    part of that rebalance. (Regression: kop answered UNKNOWN_SERVER_ERROR, IllegalTransition
+    'PreparingRebalance -> PreparingRebalance' from coordinator.join().)"""
     group = unique("g-together")
     with RawClient(env.gw.bootstrap) as c1, RawClient(env.gw.bootstrap) as c2:
         ids = ["", ""]
