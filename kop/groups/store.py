@@ -55,11 +55,7 @@ calls, and ``read_next(0)``, which is a pop from the reader's (bounded) receive 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
-import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import _pulsar
@@ -68,10 +64,12 @@ from ..backend import admin as admin_api
 from ..backend.plumbing import call_async
 from ..backend.writer import WriteFailed
 from ..mapping.topics import Namespace, PulsarTopic
+from .offsets_format import (CommittedOffset, GroupRecord, LoadedPartition, MemberRecord,  # noqa: F401
+                             apply_record, encode_group, encode_offset, group_key, offset_key,
+                             partition_for)
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 DEFAULT_PARTITIONS = 8
 # Messages awaiting a Pulsar receipt per __offsets partition; a bound on memory, not a tuning knob.
 MAX_IN_FLIGHT = 1000
@@ -85,47 +83,9 @@ READ_TIMEOUT_S = 30.0
 # Messages applied between two yields to the event loop while loading.
 LOAD_YIELD_EVERY = 500
 
-_JSON = dict(separators=(",", ":"), ensure_ascii=True)
 
 
 # -- records --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class CommittedOffset:
-    offset: int
-    metadata: str | None
-    commit_timestamp: int  # ms
-    leader_epoch: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    rebalance_timeout_ms: int
-    session_timeout_ms: int
-    subscription: bytes  # the chosen protocol's metadata
-    assignment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRecord:
-    group_id: str
-    protocol_type: str | None
-    generation_id: int
-    protocol_name: str | None
-    leader: str | None
-    members: tuple[MemberRecord, ...]
-    state_timestamp: int
-
-
-@dataclass(slots=True)
-class LoadedPartition:
-    offsets: dict[tuple[str, str, int], CommittedOffset] = field(default_factory=dict)  # (group, topic, partition)
-    groups: dict[str, GroupRecord] = field(default_factory=dict)
-
 
 class StoreError(Exception):
     """A write, read or setup of ``__offsets`` failed. ``result`` is the Pulsar result when there is
@@ -135,87 +95,6 @@ class StoreError(Exception):
         super().__init__(message)
         self.result = result
 
-
-def partition_for(group_id: str, partitions: int) -> int:
-    """The ``__offsets`` partition of a group: stable across processes, hosts and restarts."""
-    return zlib.crc32(group_id.encode("utf-8", "surrogatepass")) % partitions
-
-
-# -- keys and values (pure) -----------------------------------------------------------------------
-
-def offset_key(group_id: str, topic: str, partition: int) -> str:
-    return json.dumps(["offset", group_id, topic, partition], **_JSON)
-
-
-def group_key(group_id: str) -> str:
-    return json.dumps(["group", group_id], **_JSON)
-
-
-def encode_offset(commit: CommittedOffset) -> bytes:
-    return json.dumps({"v": FORMAT_VERSION, "offset": commit.offset, "metadata": commit.metadata,
-                       "timestamp": commit.commit_timestamp, "leader_epoch": commit.leader_epoch},
-                      **_JSON).encode()
-
-
-def decode_offset(value: dict[str, Any]) -> CommittedOffset:
-    return CommittedOffset(int(value["offset"]), value.get("metadata"), int(value["timestamp"]),
-                           int(value.get("leader_epoch", -1)))
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def encode_group(record: GroupRecord) -> bytes:
-    return json.dumps({
-        "v": FORMAT_VERSION, "protocol_type": record.protocol_type, "generation": record.generation_id,
-        "protocol": record.protocol_name, "leader": record.leader, "timestamp": record.state_timestamp,
-        "members": [{"member_id": m.member_id, "instance_id": m.group_instance_id, "client_id": m.client_id,
-                     "client_host": m.client_host, "rebalance_timeout_ms": m.rebalance_timeout_ms,
-                     "session_timeout_ms": m.session_timeout_ms, "subscription": _b64(m.subscription),
-                     "assignment": _b64(m.assignment)} for m in record.members],
-    }, **_JSON).encode()
-
-
-def decode_group(group_id: str, value: dict[str, Any]) -> GroupRecord:
-    members = tuple(MemberRecord(
-        str(m["member_id"]), m.get("instance_id"), str(m["client_id"]), str(m["client_host"]),
-        int(m["rebalance_timeout_ms"]), int(m["session_timeout_ms"]),
-        base64.b64decode(m["subscription"], validate=True), base64.b64decode(m["assignment"], validate=True))
-        for m in value["members"])
-    return GroupRecord(group_id, value.get("protocol_type"), int(value["generation"]), value.get("protocol"),
-                       value.get("leader"), members, int(value["timestamp"]))
-
-
-def apply_record(loaded: LoadedPartition, key: str, value: bytes | None) -> None:
-    """Apply one ``__offsets`` message (``value`` None: a tombstone) to ``loaded``. A message kop did
-    not write (malformed key or value, newer format) is logged and skipped."""
-    try:
-        parts = json.loads(key)
-        kind = parts[0]
-        if kind == "offset":
-            _, group_id, topic, partition = parts
-            ident: Any = (str(group_id), str(topic), int(partition))
-        elif kind == "group":
-            _, group_id = parts
-            ident = str(group_id)
-        else:
-            raise ValueError(f"unknown record kind {kind!r}")
-        if value is None:
-            (loaded.offsets if kind == "offset" else loaded.groups).pop(ident, None)
-            return
-        decoded = json.loads(value)
-        if decoded.get("v") != FORMAT_VERSION:
-            raise ValueError(f"format version {decoded.get('v')!r}")
-        if kind == "offset":
-            loaded.offsets[ident] = decode_offset(decoded)
-        else:
-            loaded.groups[ident] = decode_group(ident, decoded)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        log.warning("__offsets: skipping a record kop cannot read (key %.200r): %s", key, exc)
-
-
-# -- Pulsar ---------------------------------------------------------------------------------------
 
 class _Lane:
     """The producer of one ``__offsets`` partition and its count of messages awaiting a receipt."""
