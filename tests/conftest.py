@@ -5,7 +5,9 @@ scripts/pulsar.sh for the session (make test / scripts/test.sh normally did that
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,21 @@ def entry_format(request) -> str:
 @pytest.fixture
 def gateway(gateways, entry_format):
     return gateways("--entry-format", entry_format)
+
+
+KAFKA_TOOLS = ROOT / "scripts" / "kafka-tools.sh"
+KAFKA_TOOLS_STAMP = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop")) / "kafka-tools-4.1.2" / "libs" / ".complete"
+
+
+@pytest.fixture(scope="module")
+def kafka_tools() -> Path:
+    """scripts/kafka-tools.sh, once Kafka's Java tools are fetched (`make test` fetches them): a
+    missing install fails the test rather than skipping it."""
+    if not KAFKA_TOOLS_STAMP.exists():
+        pytest.fail(f"Kafka's Java tools are missing ({KAFKA_TOOLS_STAMP} not found): run `make kafka-tools` "
+                    f"(scripts/kafka-tools.sh fetch) first; `make test` does it")
+    java = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+                                      if os.environ.get("JAVA_HOME") else shutil.which("java"))
+    if not java or not os.path.exists(java):
+        pytest.fail("no java found (set JAVA_HOME or put java on PATH) to run Kafka's tools")
+    return KAFKA_TOOLS

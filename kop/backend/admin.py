@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -93,6 +94,45 @@ class PulsarAdmin:
 
     async def unload(self, partition: PulsarTopic) -> None:
         await self._call("PUT", f"persistent/{partition.rest_path}/unload")
+
+    # -- subscriptions and entries -------------------------------------------------------------
+
+    def _subscription_path(self, partition: PulsarTopic, subscription: str) -> str:
+        return f"persistent/{partition.rest_path}/subscription/{quote(subscription, safe='')}"
+
+    async def reset_subscription(self, partition: PulsarTopic, subscription: str, ledger_id: int,
+                                 entry_id: int) -> None:
+        """Move an existing durable subscription's read position to (ledger, entry)."""
+        await self._call("POST", f"{self._subscription_path(partition, subscription)}/resetcursor",
+                         json={"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1,
+                               "batchIndex": -1, "isExcluded": False})
+
+    async def create_subscription(self, partition: PulsarTopic, subscription: str, ledger_id: int,
+                                  entry_id: int, properties: dict[str, str]) -> None:
+        """Create a durable subscription at (ledger, entry). Beware: Pulsar creates a missing topic."""
+        await self._call("PUT", self._subscription_path(partition, subscription),
+                         json={"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1,
+                               "properties": properties})
+
+    async def delete_subscription(self, partition: PulsarTopic, subscription: str) -> None:
+        await self._call("DELETE", self._subscription_path(partition, subscription), params={"force": "true"})
+
+    async def entry_headers(self, partition: PulsarTopic, ledger_id: int, entry_id: int) -> httpx.Headers | None:
+        """The headers of Pulsar's get-message-by-id for one entry (HEAD: no body), or None when
+        there is no such entry."""
+        path = f"persistent/{partition.rest_path}/ledger/{ledger_id}/entry/{entry_id}"
+        try:
+            response = await self._http.head(path)
+        except httpx.HTTPError as exc:
+            raise Unreachable(0, f"HEAD {path}: {exc!r}") from exc
+        return None if response.status_code >= 400 else response.headers
+
+    async def set_compaction_threshold(self, topic: PulsarTopic, threshold_bytes: int) -> None:
+        """A topic policy on a partitioned topic (Pulsar 4.0: POST on the topic, PUT on a namespace)."""
+        await self._call("POST", f"persistent/{topic.rest_path}/compactionThreshold", json=threshold_bytes)
+
+    async def set_namespace_compaction_threshold(self, ns: Namespace, threshold_bytes: int) -> None:
+        await self._call("PUT", f"namespaces/{ns.path}/compactionThreshold", json=threshold_bytes)
 
     # -- namespaces and brokers ---------------------------------------------------------------
 

@@ -114,11 +114,9 @@ import logging
 import time
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 
-from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin, Unreachable
+from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin
 from ..backend.convert import RECORDS
 from ..mapping import offsets as offset_layout
 from ..mapping.topics import InvalidTopicName, Namespace, PulsarTopic, partition_topic
@@ -197,9 +195,6 @@ class CursorSync:
     def subscription(self, group: str) -> str:
         """The Pulsar subscription name of Kafka group ``group``."""
         return self.prefix + escape_group(group)
-
-    def _path(self, group: str, topic: PulsarTopic) -> str:
-        return f"persistent/{topic.rest_path}/subscription/{quote(self.subscription(group), safe='')}"
 
     @property
     def sync_delay_s(self) -> float:
@@ -354,22 +349,18 @@ class CursorSync:
         except InvalidTopicName as exc:
             raise _Gone(str(exc)) from exc
         ledger_id, entry_id = await self._target(pt, offset)
-        path = self._path(group, pt)
-        reset = {"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1, "batchIndex": -1,
-                 "isExcluded": False}
+        subscription = self.subscription(group)
         try:
-            await self._admin._call("POST", f"{path}/resetcursor", json=reset)
+            await self._admin.reset_subscription(pt, subscription, ledger_id, entry_id)
             return
         except NotFound as exc:
             if not _subscription_missing(exc):
                 raise _Gone(str(exc)) from exc
-        create = {"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1,
-                  "properties": {GROUP_PROPERTY: group}}
         try:
-            await self._admin._call("PUT", path, json=create)
+            await self._admin.create_subscription(pt, subscription, ledger_id, entry_id, {GROUP_PROPERTY: group})
             self.stats["created"] += 1
         except Conflict:  # created meanwhile (another gateway): move it
-            await self._admin._call("POST", f"{path}/resetcursor", json=reset)
+            await self._admin.reset_subscription(pt, subscription, ledger_id, entry_id)
         except AdminError as exc:
             if exc.status in (404, 412):  # "Topic does not exist and cannot be auto-created"
                 raise _Gone(str(exc)) from exc
@@ -392,7 +383,7 @@ class CursorSync:
             self._entry_records.move_to_end(cache_key)
             return cached
         self.stats["entry_lookups"] += 1
-        headers = await _head(self._admin, f"persistent/{pt.rest_path}/ledger/{ledger_id}/entry/{entry_id}")
+        headers = await self._admin.entry_headers(pt, ledger_id, entry_id)
         if headers is None:
             return None
         records = _records_from_headers(headers)
@@ -436,7 +427,7 @@ class CursorSync:
                 group, topic, partition = key
                 try:
                     pt = partition_topic(self._ns, topic, partition)
-                    await self._admin._call("DELETE", self._path(group, pt), params={"force": "true"})
+                    await self._admin.delete_subscription(pt, self.subscription(group))
                     self.stats["deleted"] += 1
                 except (NotFound, InvalidTopicName):
                     pass
@@ -459,19 +450,6 @@ def _subscription_missing(exc: NotFound) -> bool:
     text = str(exc)
     reason = text.split(": ", 2)[-1] if ": " in text else text
     return "Subscription" in reason and "not found" in reason.lower()
-
-
-async def _head(admin: PulsarAdmin, path: str) -> httpx.Headers | None:
-    """Response headers of ``HEAD path`` (None for an HTTP error status). admin.py has no HEAD helper:
-    this uses its httpx client directly."""
-    http: httpx.AsyncClient = admin._http
-    try:
-        response = await http.head(path)
-    except httpx.HTTPError as exc:
-        raise Unreachable(0, f"HEAD {path}: {exc!r}") from exc
-    if response.status_code >= 400:
-        return None
-    return response.headers
 
 
 def _records_from_headers(headers: Any) -> int:

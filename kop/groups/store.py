@@ -221,15 +221,13 @@ class OffsetsStore:
         """A topic policy on __offsets alone; the namespace policy where topic policies are off.
         (Pulsar 4.0: topic level is POST .../compactionThreshold, namespace level is PUT.)"""
         try:
-            await self._admin._call("POST", f"persistent/{self.topic.rest_path}/compactionThreshold",
-                                    json=COMPACTION_THRESHOLD_BYTES)
+            await self._admin.set_compaction_threshold(self.topic, COMPACTION_THRESHOLD_BYTES)
         except admin_api.AdminError as exc:
             if exc.status not in (405, 412):
                 raise
             log.info("topic policies unavailable (%s); setting the compaction threshold of namespace %s",
                      exc, self.namespace.path)
-            await self._admin._call("PUT", f"namespaces/{self.namespace.path}/compactionThreshold",
-                                    json=COMPACTION_THRESHOLD_BYTES)
+            await self._admin.set_namespace_compaction_threshold(self.namespace, COMPACTION_THRESHOLD_BYTES)
 
     async def close(self) -> None:
         self._closed = True

@@ -9,8 +9,6 @@ subscribes, which needs FindCoordinator, not served yet). The Java producer is i
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,29 +18,16 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
-from support import ROOT, unique
+from support import unique
 
 pytestmark = pytest.mark.pulsar
 
-TOOLS = ROOT / "scripts" / "kafka-tools.sh"
-CACHE = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop"))
-STAMP = CACHE / "kafka-tools-4.1.2" / "libs" / ".complete"
 PARTITIONS = 3
 COUNT = 500
 NULL_MARKER = "<TOMBSTONE>"  # the producer's marker for a null value
 NULL_LITERAL = "<NULL>"  # what the consumer prints for one
 
 
-@pytest.fixture(scope="module")
-def kafka_tools():
-    if not STAMP.exists():
-        pytest.fail(f"Kafka's Java tools are missing ({STAMP} not found): run `make kafka-tools` "
-                    f"(scripts/kafka-tools.sh fetch) first; `make test` does it")
-    java = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
-                                      if os.environ.get("JAVA_HOME") else shutil.which("java"))
-    if not java or not os.path.exists(java):
-        pytest.fail("no java found (set JAVA_HOME or put java on PATH) to run Kafka's console tools")
-    return TOOLS
 
 
 def run_tool(tools: Path, main: str, *args: str, stdin: str | None = None, timeout: float = 120):

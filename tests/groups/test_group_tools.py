@@ -16,13 +16,10 @@ next record's offset is never ``offset + 1`` and the log end offset is the last 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -35,8 +32,6 @@ from support import ROOT, admin, unique
 pytestmark = pytest.mark.pulsar
 
 TOOLS = ROOT / "scripts" / "kafka-tools.sh"
-CACHE = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop"))
-STAMP = CACHE / "kafka-tools-4.1.2" / "libs" / ".complete"
 CGC = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 FAST_GROUPS = {"KOP_GROUPS_INITIAL_REBALANCE_DELAY_MS": "300"}
 BATCH_MASK = (1 << 14) - 1  # the batch-index bits of a packed offset
@@ -44,16 +39,6 @@ BACKLOG_WAIT_S = 3.0
 PREFIX = "kafka-group-"
 
 
-@pytest.fixture(scope="module")
-def kafka_tools():
-    if not STAMP.exists():
-        pytest.fail(f"Kafka's Java tools are missing ({STAMP} not found): run `make kafka-tools` "
-                    f"(scripts/kafka-tools.sh fetch) first; `make test` does it")
-    java = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
-                                      if os.environ.get("JAVA_HOME") else shutil.which("java"))
-    if not java or not os.path.exists(java):
-        pytest.fail("no java found (set JAVA_HOME or put java on PATH) to run Kafka's tools")
-    return TOOLS
 
 
 # -- helpers --------------------------------------------------------------------------------------
