@@ -29,6 +29,8 @@ from .writer import OrderGate, PartitionWriter, WriteFailed
 log = logging.getLogger(__name__)
 
 PARTITION_CACHE_S = 5.0
+# Messages a timestamp lookup may skip past the position Pulsar's seek gave (see offset_for_timestamp).
+TIMESTAMP_SCAN_LIMIT = 10_000
 
 # Pulsar results a Kafka client should answer by refreshing metadata and retrying.
 _RETRIABLE = {"AlreadyClosed", "NotConnected", "ConnectError", "ServiceUnitNotReady", "TopicTerminated",
@@ -255,23 +257,30 @@ class PulsarBackend:
         return await self.latest_offset(topic, partition)
 
     async def offset_for_timestamp(self, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
-        """(offset, timestamp) of the first message published at or after ``timestamp``, or (-1, -1)."""
+        """(offset, timestamp) of the first message published at or after ``timestamp``, or (-1, -1).
+
+        The reader starts at the *end* and then seeks: a reader started at the beginning may already
+        have prefetched old messages that arrive after the seek. Messages published before
+        ``timestamp`` are skipped all the same (at most TIMESTAMP_SCAN_LIMIT), in case one slips by."""
         url = partition_topic(self.namespace, topic, partition).url
         try:
             reader = await call_async(self.client.create_reader_async, url,
-                                       pulsar.MessageId.earliest, reader_conf())
+                                       pulsar.MessageId.latest, reader_conf())
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         wrapper = PartitionReader(reader, url, 0)
         try:
             await call_async(reader.seek_async, timestamp)
-            if not await call_async(reader.has_message_available_async):
-                return -1, -1
-            future = wrapper.arrival()
-            await asyncio.wait_for(asyncio.shield(future), self.config.pulsar.operation_timeout_s)
-            message = wrapper._take()
-            stamp = message.event_timestamp() or message.publish_timestamp()
-            return message_offset(message), stamp
+            for _ in range(TIMESTAMP_SCAN_LIMIT):
+                if not await call_async(reader.has_message_available_async):
+                    return -1, -1
+                future = wrapper.arrival()
+                await asyncio.wait_for(asyncio.shield(future), self.config.pulsar.operation_timeout_s)
+                message = wrapper._take()
+                if message.publish_timestamp() >= timestamp:
+                    stamp = message.event_timestamp() or message.publish_timestamp()
+                    return message_offset(message), stamp
+            return -1, -1
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         finally:
