@@ -10,14 +10,17 @@ import asyncio
 import logging
 import signal
 
+from .backend.fleet import Fleet, Node, producer_name
 from .backend.pulsar import PulsarBackend
 from .config import Config
 from .groups.coordinator import GroupCoordinator
 from .groups.cursor_sync import CursorSync
+from .groups.ownership import Ownership
 from .groups.store import OffsetsStore
 from .handlers import api_versions
 from .handlers.context import RequestContext
 from .handlers.registry import load_all
+from .mapping.placement import derive_node_id
 from .server.connection import KafkaConnection
 
 log = logging.getLogger("kop")
@@ -37,9 +40,11 @@ class Gateway:
         self.handlers = load_all()
         self.connections: set[KafkaConnection] = set()
         self.server: asyncio.base_events.Server | None = None
+        self.fleet: Fleet | None = None
+        self.ownership: Ownership | None = None
 
     def _make_context(self, header, peer: str) -> RequestContext:
-        return RequestContext(header, self.backend, self.config, peer, self.coordinator)
+        return RequestContext(header, self.backend, self.config, peer, self.coordinator, self.fleet, self.ownership)
 
     def _protocol(self) -> KafkaConnection:
         conn = KafkaConnection(handlers=self.handlers, make_context=self._make_context,
@@ -51,17 +56,29 @@ class Gateway:
         return conn
 
     async def start(self) -> None:
+        """Bind, join the fleet, load the groups this gateway coordinates, then serve."""
         await self.backend.start()
         await self.coordinator.start()
-        await self.coordinator.cursor_sync.start()
-        s = self.config.server
+        s, c = self.config.server, self.config.cluster
         self.server = await asyncio.get_running_loop().create_server(
-            self._protocol, s.listen_host, s.listen_port, reuse_address=True, backlog=1024)
+            self._protocol, s.listen_host, s.listen_port, reuse_address=True, backlog=1024, start_serving=False)
         port = self.server.sockets[0].getsockname()[1]
-        log.info("kop listening on %s:%d (advertised %s:%d), Pulsar %s, namespace %s/%s, entry format %s",
-                 s.listen_host, port, s.advertised_host, self.config.advertised_port or port,
-                 self.config.pulsar.service_url, self.config.pulsar.tenant, self.config.pulsar.namespace,
-                 self.config.topics.entry_format)
+        advertised_port = s.advertised_port or port
+        node_id = s.node_id if s.node_id >= 0 else derive_node_id(s.advertised_host, advertised_port)
+        self.fleet = Fleet(self.backend.client, self.backend.admin, self.backend.system_namespace,
+                           Node(node_id, s.advertised_host, advertised_port))
+        self.coordinator.store.producer_name = producer_name(node_id)
+        await self.fleet.start()
+        self.ownership = Ownership(self.fleet, self.coordinator, self.backend.admin,
+                                   refresh_interval_s=c.refresh_interval_s, handover_delay_s=c.handover_delay_s)
+        await self.ownership.start()
+        await self.coordinator.cursor_sync.start()
+        await self.server.start_serving()
+        log.info("kop listening on %s:%d (advertised %s:%d, node %d), Pulsar %s, namespace %s/%s, entry format %s; "
+                 "coordinating %d of %d __offsets partitions", s.listen_host, port, s.advertised_host,
+                 advertised_port, node_id, self.config.pulsar.service_url, self.config.pulsar.tenant,
+                 self.config.pulsar.namespace, self.config.topics.entry_format, len(self.coordinator.loaded),
+                 self.coordinator.store.partitions)
 
     @property
     def port(self) -> int:
@@ -75,7 +92,11 @@ class Gateway:
         await asyncio.gather(*(c.drain_pending(DRAIN_TIMEOUT_S) for c in list(self.connections)))
         for conn in list(self.connections):
             conn.close()
+        if self.ownership is not None:
+            await self.ownership.close()
         await self.coordinator.close()
+        if self.fleet is not None:
+            await self.fleet.close()
         await self.backend.close()
         log.info("stopped")
 

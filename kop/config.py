@@ -32,7 +32,8 @@ class ServerConfig:
     # resolve that to ::1 first). Port 0 means "the listen port".
     advertised_host: str = "127.0.0.1"
     advertised_port: int = 0
-    node_id: int = 0
+    # Kafka broker id, unique in the fleet; -1 derives it from the advertised host:port.
+    node_id: int = -1
     # Shown to clients in Metadata (librdkafka and Kafka's tools want a non-null cluster id).
     cluster_id: str = "kop-cluster"
     # Checked before buffering: 100 MiB like Kafka's socket.request.max.bytes.
@@ -96,12 +97,22 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    # How often the live gateways and the holders of the __offsets partitions are read from Pulsar:
+    # the failover reaction time, at the cost of two admin calls per gateway per interval.
+    refresh_interval_s: float = 1.0
+    # How long a newly seen gateway must stay live before groups are handed over to it.
+    handover_delay_s: float = 2.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     pulsar: PulsarConfig = field(default_factory=PulsarConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     log_level: str = "INFO"
 
     @property
@@ -111,7 +122,7 @@ class Config:
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "log_level"}
 _SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
-                    "fetch": FetchConfig, "groups": GroupsConfig}
+                    "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig}
 
 
 def _coerce(value: Any, target: type, where: str, problems: list[str]) -> Any:
@@ -170,6 +181,13 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"groups.offsets_partitions: {g.offsets_partitions} outside 1..1024")
     if g.cursor_sync_interval_s <= 0:
         problems.append("groups.cursor_sync_interval_s must be positive")
+    if not -1 <= s.node_id <= 2**31 - 1:
+        problems.append(f"server.node_id: {s.node_id} outside 0..2147483647 (-1 derives it from the advertised address)")
+    c = cfg.cluster
+    if not 0 < c.refresh_interval_s <= 60:
+        problems.append(f"cluster.refresh_interval_s: {c.refresh_interval_s} outside (0, 60]")
+    if c.handover_delay_s < 0:
+        problems.append("cluster.handover_delay_s must not be negative")
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log_level: {cfg.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
 

@@ -22,6 +22,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 version=${PULSAR_VERSION:-4.0.8}
 cache=${KOP_CACHE:-$HOME/.cache/kop}
 run_dir=${KOP_RUN_DIR:-$here/.run/pulsar}
+mkdir -p "$run_dir" && run_dir=$(cd "$run_dir" && pwd)  # absolute: `start` runs Pulsar from inside it
 admin_url=${KOP_PULSAR_ADMIN_URL:-http://127.0.0.1:8080}
 heap=${PULSAR_HEAP:-768m}
 home="$cache/apache-pulsar-$version"

@@ -41,7 +41,8 @@ class PulsarAdmin:
     def __init__(self, base_url: str, auth_token: str = "", timeout_s: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/admin/v2/", headers=headers,
-                                       timeout=timeout_s)
+                                       timeout=timeout_s, follow_redirects=True)
+        # Redirects: in a Pulsar cluster a topic's stats are served by the broker owning it (307).
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -81,6 +82,26 @@ class PulsarAdmin:
 
     async def delete_partitioned_topic(self, topic: PulsarTopic) -> None:
         await self._call("DELETE", f"persistent/{topic.rest_path}/partitions", params={"force": "true"})
+
+    async def create_topic(self, topic: PulsarTopic) -> None:
+        """A non-partitioned topic (409 Conflict when it exists)."""
+        await self._call("PUT", f"persistent/{topic.rest_path}")
+
+    async def publishers(self, topic: PulsarTopic) -> list[dict[str, Any]]:
+        """The producers connected to a non-partitioned topic (or one partition): each a dict with
+        ``producerName``, ``accessMode``, ``metadata`` (the producer's properties), ``address``..."""
+        return list((await self._call("GET", f"persistent/{topic.rest_path}/stats")).get("publishers") or [])
+
+    async def partition_publishers(self, topic: PulsarTopic) -> dict[int, list[dict[str, Any]]]:
+        """The producers of every partition of a partitioned topic, by partition index."""
+        stats = await self._call("GET", f"persistent/{topic.rest_path}/partitioned-stats",
+                                 params={"perPartition": "true"})
+        out: dict[int, list[dict[str, Any]]] = {}
+        for name, partition_stats in (stats.get("partitions") or {}).items():
+            index = name.rsplit("-partition-", 1)[-1]
+            if index.isdigit():
+                out[int(index)] = list(partition_stats.get("publishers") or [])
+        return out
 
     async def list_partitioned_topics(self, ns: Namespace) -> list[str]:
         return list(await self._call("GET", f"persistent/{ns.path}/partitioned"))

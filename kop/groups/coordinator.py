@@ -12,9 +12,7 @@ Timing, as in Kafka:
 - A static member (group.instance.id) that restarts and rejoins with an unknown member id gets a new
   member id, keeps its assignment, and the others are not disturbed (no rebalance).
 
-On start (or when it takes a group over) the coordinator rebuilds groups and offsets from
-``__offsets`` before it answers: groups that had members come back Stable with their assignments,
-and their members have one session timeout to heartbeat.
+Ownership of groups (which gateway serves which) is in custody.py, the base class.
 """
 
 from __future__ import annotations
@@ -23,31 +21,15 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
-
 from ..protocol.errors import ErrorCode
+from .custody import Custody, JoinResult  # noqa: F401 (JoinResult is part of this API)
 from .state import Group, GroupState, Member
-from .store import CommittedOffset, GroupRecord, MemberRecord
+from .store import CommittedOffset
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class JoinResult:
-    error: ErrorCode
-    generation_id: int = -1
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    leader_id: str = ""
-    member_id: str = ""
-    members: list[tuple[str, str | None, bytes]] = None  # only for the leader
-
-    def __post_init__(self) -> None:
-        if self.members is None:
-            self.members = []
-
-
-class GroupCoordinator:
+class GroupCoordinator(Custody):
     def __init__(self, store, cursor_sync, groups_config) -> None:
         self.store = store
         self.cursor_sync = cursor_sync
@@ -59,27 +41,24 @@ class GroupCoordinator:
         self._rebalances: dict[str, asyncio.Task] = {}
         self._reaper: asyncio.Task | None = None
         self.rebalances_completed = 0
+        self.loaded: set[int] = set()   # __offsets partitions whose groups this gateway serves
+        self.loading: set[int] = set()
+        self._busy: dict[int, int] = {}  # offset operations in progress, by partition
+        self._idle_waiters: dict[int, list[asyncio.Future]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Set up ``__offsets``; partitions are adopted one by one by the ownership loop."""
         await self.store.start()
-        now = time.monotonic()
-        for partition in range(self.store.partitions):
-            loaded = await self.store.load(partition)
-            for (group_id, topic, index), commit in loaded.offsets.items():
-                self.offsets.setdefault(group_id, {})[(topic, index)] = commit
-            for group_id, record in loaded.groups.items():
-                self.groups[group_id] = _group_from_record(record, now)
-        for group_id in self.offsets:
-            self.groups.setdefault(group_id, Group(group_id))
-        log.info("group coordinator loaded %d groups and %d committed offsets from __offsets",
-                 len(self.groups), sum(len(o) for o in self.offsets.values()))
+        self.store.on_lost = lambda partition: asyncio.ensure_future(self.release(partition, lost=True))
         self._reaper = asyncio.create_task(self._expire_members())
 
     async def close(self) -> None:
         if self._reaper:
             self._reaper.cancel()
+        for partition in sorted(self.loaded | self.loading):
+            await self.release(partition)
         for task in self._rebalances.values():
             task.cancel()
         await self.cursor_sync.close()
@@ -93,6 +72,8 @@ class GroupCoordinator:
                    ) -> JoinResult:
         if not group_id:
             return JoinResult(ErrorCode.INVALID_GROUP_ID)
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return JoinResult(error, member_id=member_id)
         if not self.cfg.min_session_timeout_ms <= session_timeout_ms <= self.cfg.max_session_timeout_ms:
             return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT)
         group = self.groups.get(group_id)
@@ -241,6 +222,8 @@ class GroupCoordinator:
     async def sync(self, *, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int,
                    protocol_type: str | None, protocol_name: str | None,
                    assignments: dict[str, bytes]) -> tuple[ErrorCode, bytes]:
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return error, b""
         group = self.groups.get(group_id)
         if group is not None and _fenced(group, member_id, group_instance_id):
             return ErrorCode.FENCED_INSTANCE_ID, b""
@@ -279,6 +262,8 @@ class GroupCoordinator:
     # -- Heartbeat, LeaveGroup ------------------------------------------------------------------
 
     def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int) -> ErrorCode:
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return error
         group = self.groups.get(group_id)
         if group is not None and _fenced(group, member_id, group_instance_id):
             return ErrorCode.FENCED_INSTANCE_ID
@@ -292,6 +277,8 @@ class GroupCoordinator:
         return ErrorCode.NONE
 
     def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return error, [error for _ in members]
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID for _ in members]
@@ -350,6 +337,8 @@ class GroupCoordinator:
 
     def check_commit(self, group_id: str, generation_id: int, member_id: str,
                      group_instance_id: str | None) -> ErrorCode:
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return error
         group = self.groups.get(group_id)
         if generation_id < 0 and (group is None or group.state is GroupState.EMPTY or not group.members):
             return ErrorCode.NONE  # a consumer using assign() with a group id: "simple" commits
@@ -364,66 +353,8 @@ class GroupCoordinator:
         group.members[member_id].last_seen = time.monotonic()
         return ErrorCode.NONE
 
-    async def commit(self, group_id: str, commits: dict[tuple[str, int], CommittedOffset]) -> None:
-        await self.store.write_offsets(group_id, commits)
-        self.groups.setdefault(group_id, Group(group_id))
-        self.offsets.setdefault(group_id, {}).update(commits)
-        for (topic, partition), commit in commits.items():
-            self.cursor_sync.note(group_id, topic, partition, commit.offset)
-
-    def committed(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
-        return self.offsets.get(group_id, {})
-
-    async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
-        await self.store.delete_offsets(group_id, keys)
-        stored = self.offsets.get(group_id, {})
-        for key in keys:
-            stored.pop(key, None)
-            await self.cursor_sync.remove(group_id, *key)
-
-    async def delete_group(self, group_id: str) -> ErrorCode:
-        group = self.groups.get(group_id)
-        if group is None:
-            return ErrorCode.GROUP_ID_NOT_FOUND
-        if group.members:
-            return ErrorCode.NON_EMPTY_GROUP
-        keys = list(self.offsets.get(group_id, {}))
-        await self.store.delete_group(group_id, keys)
-        await self.cursor_sync.remove_group(group_id, keys)
-        group.transition(GroupState.DEAD) if group.state is not GroupState.DEAD else None
-        self.groups.pop(group_id, None)
-        self.offsets.pop(group_id, None)
-        return ErrorCode.NONE
-
-    async def _persist_group(self, group: Group, raise_errors: bool = False) -> None:
-        record = GroupRecord(group.group_id, group.protocol_type, group.generation_id, group.protocol_name,
-                             group.leader_id, tuple(MemberRecord(
-                                 m.member_id, m.group_instance_id, m.client_id, m.client_host,
-                                 m.rebalance_timeout_ms, m.session_timeout_ms,
-                                 m.metadata_for(group.protocol_name), m.assignment)
-                                 for m in group.members.values()), int(time.time() * 1000))
-        try:
-            await self.store.write_group(record)
-        except Exception:
-            if raise_errors:
-                raise
-            log.warning("group %s: storing its metadata failed", group.group_id, exc_info=True)
-
-
 def _fenced(group: Group, member_id: str, group_instance_id: str | None) -> bool:
     """A known static instance presented with a member id that is not its current one."""
     if group_instance_id is None or group_instance_id not in group.static_members:
         return False
     return group.static_members[group_instance_id] != member_id
-
-
-def _group_from_record(record: GroupRecord, now: float) -> Group:
-    group = Group(record.group_id, generation_id=record.generation_id, protocol_type=record.protocol_type,
-                  protocol_name=record.protocol_name, leader_id=record.leader)
-    for m in record.members:
-        group.add(Member(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.session_timeout_ms,
-                         m.rebalance_timeout_ms, record.protocol_type,
-                         [(record.protocol_name or "", m.subscription)], m.assignment, last_seen=now))
-    group.protocol_type = record.protocol_type
-    group.state = GroupState.STABLE if group.members else GroupState.EMPTY
-    return group

@@ -224,6 +224,12 @@ class CursorSync:
         self._pending[key] = offset
         self._trim_pending()
 
+    def discard(self, groups: set[str]) -> None:
+        """Forget the pending commits of ``groups`` (their coordinator moved to another gateway)."""
+        for key in [k for k in self._pending if k[0] in groups]:
+            del self._pending[key]
+            self._attempts.pop(key, None)
+
     def _trim_pending(self) -> None:
         while len(self._pending) > self.max_pending:
             key, _ = self._pending.popitem(last=False)

@@ -43,9 +43,17 @@ payload, which are never 0. The C++ client (pulsar-client 3.x) sets ``uncompress
 it compresses, so uncompressed tombstones were kept by compaction forever, one per deleted key
 (seen on Pulsar 4.0.8; apache/pulsar#25817 fixes the broker side).
 
-Writes go through one non-batching, LZ4-compressing producer per ``__offsets`` partition (created on
-first use; each record is its own Pulsar message, in call order per partition), with a 30 s send
-timeout and at most :data:`MAX_IN_FLIGHT` messages awaiting a receipt per partition. Reads use a compacted reader
+Ownership. Only the gateway coordinating a partition's groups writes to it, and Pulsar enforces it:
+writes go through one producer per ``__offsets`` partition opened with access mode **Exclusive**
+(:meth:`OffsetsStore.acquire`; named ``kop-gateway-<node id>``, so the partition's stats tell who
+owns it). While it is open no other gateway can open one (ProducerFenced), and a producer that lost
+its connection and found another owner when reconnecting is fenced for good: its writes fail, and
+the store reports the partition lost (``on_lost``) instead of writing anything. A write for a
+partition this gateway does not own raises :class:`NotOwner` (Kafka's NOT_COORDINATOR).
+
+The producers do not batch and compress with LZ4 (each record is its own Pulsar message, in call
+order per partition), with a 30 s send timeout and at most :data:`MAX_IN_FLIGHT` messages awaiting a
+receipt per partition. Reads use a compacted reader
 (``ReaderConfiguration.read_compacted(True)``) from the earliest position to the end known when the
 reader runs dry (``has_message_available_async``): every write acknowledged before :meth:`load` was
 called is in what it returns. Nothing here blocks the event loop: only the client's ``*_async``
@@ -94,6 +102,10 @@ class StoreError(Exception):
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)
         self.result = result
+
+
+class NotOwner(StoreError):
+    """This gateway does not (or no longer) own the ``__offsets`` partition written to."""
 
 
 class _Lane:
@@ -180,7 +192,8 @@ class OffsetsStore:
     every gateway maps groups the same way).
     """
 
-    def __init__(self, backend, partitions: int = DEFAULT_PARTITIONS, topic_name: str = "__offsets") -> None:
+    def __init__(self, backend, partitions: int = DEFAULT_PARTITIONS, topic_name: str = "__offsets",
+                 producer_name: str = "") -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, not {partitions}")
         self.partitions = partitions
@@ -191,6 +204,9 @@ class OffsetsStore:
         self._lanes: dict[int, _Lane] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._closed = False
+        self.producer_name = producer_name
+        # Called (on the event loop) with a partition whose ownership was lost to another gateway.
+        self.on_lost = lambda partition: None
 
     def partition_url(self, partition: int) -> str:
         return f"{self.topic.url}-partition-{partition}"
@@ -283,14 +299,45 @@ class OffsetsStore:
         """The partition's producer; a new one after a failed write (once the old one's in-flight
         messages are settled, so that nothing sent later can overtake them)."""
         lane = self._lanes.get(partition)
-        if lane is not None and not lane.failed:
+        if lane is None:
+            raise NotOwner(f"{self.partition_url(partition)} is not owned by this gateway",
+                           _pulsar.Result.ProducerFenced)
+        if not lane.failed:
             return lane
-        if lane is not None:
-            await lane.drained()
-            self._lanes.pop(partition, None)
-            asyncio.ensure_future(lane.close())
+        await lane.drained()
+        if self._lanes.get(partition) is lane:
+            del self._lanes[partition]
+        await lane.close()  # before reopening: the broker would fence our own new producer
+        try:
+            acquired = await self.acquire(partition)
+        except StoreError:
+            acquired = False  # Pulsar unreachable: the ownership loop tries again
+        if not acquired:
+            log.warning("lost %s to another gateway", self.partition_url(partition))
+            self.on_lost(partition)
+            raise NotOwner(f"{self.partition_url(partition)} is owned by another gateway now",
+                           _pulsar.Result.ProducerFenced)
+        return self._lanes[partition]
+
+    # -- ownership ------------------------------------------------------------------------------
+
+    def owns(self, partition: int) -> bool:
+        return partition in self._lanes
+
+    def owned(self) -> set[int]:
+        return set(self._lanes)
+
+    async def acquire(self, partition: int) -> bool:
+        """Open the partition's exclusive producer: True if this gateway owns the partition now,
+        False if another one does. Raises StoreError when Pulsar fails otherwise."""
+        self._check_open()
+        if partition in self._lanes and not self._lanes[partition].failed:
+            return True
         url = self.partition_url(partition)
         conf = _pulsar.ProducerConfiguration()
+        conf.access_mode(_pulsar.ProducerAccessMode.Exclusive)
+        if self.producer_name:
+            conf.producer_name(self.producer_name)
         conf.batching_enabled(False)
         conf.max_pending_messages(MAX_IN_FLIGHT)
         conf.block_if_queue_full(False)
@@ -299,9 +346,29 @@ class OffsetsStore:
         try:
             producer = await call_async(self._client.create_producer_async, url, conf)
         except WriteFailed as exc:
+            if exc.result in (_pulsar.Result.ProducerFenced, _pulsar.Result.ProducerBusy):
+                return False
             raise StoreError(f"creating a producer on {url}: {exc.result}", exc.result) from exc
-        lane = self._lanes[partition] = _Lane(producer, url)
-        return lane
+        if self._closed:
+            asyncio.ensure_future(_Lane(producer, url).close())
+            return False
+        self._lanes[partition] = _Lane(producer, url)
+        return True
+
+    async def release(self, partition: int) -> None:
+        """Stop owning the partition: wait for its writes to be confirmed, then close its producer
+        (another gateway can acquire it from then on)."""
+        lane = self._lanes.get(partition)
+        if lane is None:
+            return
+        async with self._locks.setdefault(partition, asyncio.Lock()):
+            try:
+                await asyncio.wait_for(lane.drained(), SEND_TIMEOUT_MS / 1000 + 5)
+            except asyncio.TimeoutError:
+                log.warning("releasing %s with %d writes unconfirmed", lane.url, lane.pending)
+            if self._lanes.get(partition) is lane:
+                del self._lanes[partition]
+            await lane.close()
 
     def _check_open(self) -> None:
         if self._closed:

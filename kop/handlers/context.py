@@ -10,7 +10,9 @@ from ..protocol.messages import RequestHeader
 if TYPE_CHECKING:
     from ..backend.pulsar import PulsarBackend
     from ..config import Config
+    from ..backend.fleet import Fleet
     from ..groups.coordinator import GroupCoordinator
+    from ..groups.ownership import Ownership
 
 
 @dataclass(slots=True)
@@ -20,6 +22,8 @@ class RequestContext:
     config: "Config"
     client_address: str
     coordinator: "GroupCoordinator | None" = None
+    fleet: "Fleet | None" = None
+    ownership: "Ownership | None" = None
 
     @property
     def version(self) -> int:

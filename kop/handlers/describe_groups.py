@@ -18,6 +18,11 @@ async def serve(ctx, request):
     resp = response_class(API_KEY)
     out = []
     for group_id in request.groups:
+        error = ctx.coordinator.status(group_id)
+        if error != ErrorCode.NONE:
+            out.append(resp.DescribedGroup(error_code=error, group_id=group_id, group_state="",
+                                           protocol_type="", protocol_data="", members=[]))
+            continue
         group = ctx.coordinator.groups.get(group_id)
         if group is None:
             out.append(resp.DescribedGroup(error_code=ErrorCode.NONE, group_id=group_id, group_state="Dead",

@@ -3,6 +3,7 @@ is a "classic" group)."""
 
 from __future__ import annotations
 
+from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 16
@@ -18,7 +19,9 @@ async def serve(ctx, request):
     groups = [resp.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type or "",
                                group_state=g.state.value, group_type="classic")
               for g in ctx.coordinator.groups.values() if not states or g.state.value.lower() in states]
-    return resp(throttle_time_ms=0, error_code=0, groups=groups)
+    # As Kafka: while partitions are loading, the groups known so far with COORDINATOR_LOAD_IN_PROGRESS.
+    error = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if ctx.coordinator.loading else ErrorCode.NONE
+    return resp(throttle_time_ms=0, error_code=error, groups=groups)
 
 
 def error_response(request, code):

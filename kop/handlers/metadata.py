@@ -1,7 +1,10 @@
 """Metadata (key 3), versions 0-13.
 
-Lists this gateway as the only broker (leader and sole replica of every partition) and the Kafka
-topics of the configured namespace, i.e. its Pulsar partitioned topics. A requested topic that does
+Lists every live gateway of the fleet as a broker (backend/fleet.py) and the Kafka topics of the
+configured namespace, i.e. its Pulsar partitioned topics. The leader (and sole replica and ISR) of a
+partition is ``place("topic/partition", live gateways)`` (rendezvous hashing,
+mapping/placement.py), so client connections spread over the fleet and only the partitions of a
+gateway that dies move; the controller is the live gateway with the lowest node id. A requested topic that does
 not exist is created as a Pulsar partitioned topic with ``topics.default_partitions`` partitions
 when ``topics.auto_create`` is on and the client allows it (``allow_auto_topic_creation``, v4+).
 
@@ -9,6 +12,9 @@ Deviations from Kafka:
 - Topic ids are not kept: ``topic_id`` is the zero UUID (Kafka's "no id"), so clients fall back to
   names; Fetch is served up to v12 and Produce up to v12 for that reason.
 - Non-partitioned Pulsar topics and Pulsar-internal topics (``__change_events``…) are not listed.
+- Any gateway serves any partition (Pulsar orders the writes), so Produce and Fetch sent to a
+  gateway that is not the partition's leader are served, not refused with NOT_LEADER_OR_FOLLOWER:
+  clients whose view of the fleet is a refresh behind keep working.
 - Leader epochs are reported as 0; no authorized operations are computed (-2147483648, "not asked").
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 
+from ..mapping.placement import place, topic_partition_key
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -28,7 +35,8 @@ ZERO_UUID = uuid.UUID(int=0)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     backend, cfg = ctx.backend, ctx.config
-    node = cfg.server.node_id
+    nodes = ctx.fleet.nodes()
+    live = [n.node_id for n in nodes]
     if request.topics is None:
         names = sorted((await backend.list_topics()).items())
         wanted = [(name, count, ErrorCode.NONE) for name, count in names]
@@ -37,15 +45,15 @@ async def serve(ctx, request):
         wanted = [await _describe(backend, cfg, t.name, allow_create) for t in request.topics]
     topics = []
     for name, count, error in wanted:
+        leaders = [place(topic_partition_key(name, p), live) if len(live) > 1 else live[0] for p in range(count)]
         partitions = [resp.MetadataResponseTopic.MetadataResponsePartition(
-            error_code=0, partition_index=p, leader_id=node, leader_epoch=0, replica_nodes=[node],
-            isr_nodes=[node], offline_replicas=[]) for p in range(count)]
+            error_code=0, partition_index=p, leader_id=leader, leader_epoch=0, replica_nodes=[leader],
+            isr_nodes=[leader], offline_replicas=[]) for p, leader in enumerate(leaders)]
         topics.append(resp.MetadataResponseTopic(error_code=error, name=name, topic_id=ZERO_UUID,
                                                  is_internal=False, partitions=partitions))
-    broker = resp.MetadataResponseBroker(node_id=node, host=cfg.server.advertised_host,
-                                         port=cfg.advertised_port, rack=None)
-    return resp(throttle_time_ms=0, brokers=[broker], cluster_id=cfg.server.cluster_id,
-                controller_id=node, topics=topics, error_code=0)
+    brokers = [resp.MetadataResponseBroker(node_id=n.node_id, host=n.host, port=n.port, rack=None) for n in nodes]
+    return resp(throttle_time_ms=0, brokers=brokers, cluster_id=cfg.server.cluster_id,
+                controller_id=min(live), topics=topics, error_code=0)
 
 
 async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCode]:

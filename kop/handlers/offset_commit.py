@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ..groups.store import CommittedOffset
+from ..groups.store import CommittedOffset, NotOwner
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -52,6 +52,8 @@ async def serve(ctx, request):
         try:
             await coordinator.commit(request.group_id, commits)
             errors.update({key: ErrorCode.NONE for key in commits})
+        except NotOwner:
+            errors.update({key: ErrorCode.NOT_COORDINATOR for key in commits})  # moved to another gateway
         except Exception as exc:
             log.warning("group %s: writing %d commits to __offsets failed: %r", request.group_id, len(commits), exc)
             errors.update({key: ErrorCode.COORDINATOR_NOT_AVAILABLE for key in commits})

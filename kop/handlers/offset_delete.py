@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from kafka.protocol.consumer import ConsumerProtocolSubscription
 
+from ..groups.store import NotOwner
 from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
@@ -29,6 +30,8 @@ def _subscribed_topics(group) -> set[str]:
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     coordinator = ctx.coordinator
+    if (error := coordinator.status(request.group_id)) != ErrorCode.NONE:
+        return error_response(request, error)
     group = coordinator.groups.get(request.group_id)
     if group is None:
         return error_response(request, ErrorCode.GROUP_ID_NOT_FOUND)
@@ -43,7 +46,10 @@ async def serve(ctx, request):
                 deletable.append(key)
                 results[key] = ErrorCode.NONE
     if deletable:
-        await coordinator.delete_offsets(request.group_id, deletable)
+        try:
+            await coordinator.delete_offsets(request.group_id, deletable)
+        except NotOwner:
+            return error_response(request, ErrorCode.NOT_COORDINATOR)
     return resp(error_code=0, throttle_time_ms=0, topics=[resp.OffsetDeleteResponseTopic(name=t.name, partitions=[
         resp.OffsetDeleteResponseTopic.OffsetDeleteResponsePartition(
             partition_index=p.partition_index, error_code=results[(t.name, p.partition_index)])

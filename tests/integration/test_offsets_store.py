@@ -17,7 +17,7 @@ import pytest
 
 from kop.backend.pulsar import PulsarBackend
 from kop.config import load
-from kop.groups.store import (CommittedOffset, GroupRecord, LoadedPartition, MemberRecord, OffsetsStore,
+from kop.groups.store import (CommittedOffset, NotOwner, GroupRecord, LoadedPartition, MemberRecord, OffsetsStore,
                               StoreError, partition_for)
 from support import ROOT, admin, unique
 
@@ -50,6 +50,15 @@ async def backend(pulsar):
     yield backend
     await backend.close()
     _drop_namespace(backend.system_namespace.path)
+
+
+async def _owning(store: OffsetsStore, start: bool = True) -> OffsetsStore:
+    """Start the store and take every partition's exclusive producer, as a lone gateway does."""
+    if start:
+        await store.start()
+    for partition in range(store.partitions):
+        assert await store.acquire(partition), f"partition {partition} is held elsewhere"
+    return store
 
 
 def _commit(offset: int, metadata: str | None = None, epoch: int = -1) -> CommittedOffset:
@@ -141,6 +150,7 @@ async def test_load_gives_the_latest_state_before_and_after_compaction(backend):
     assert status == 200 and meta["partitions"] == PARTITIONS
     assert admin(f"persistent/{namespace}/__offsets/compactionThreshold")[1] == 1024 * 1024
     await store.start()  # idempotent: the topic exists (409) and the policy is set again
+    await _owning(store, start=False)
     used = {partition_for(g, PARTITIONS) for g in GROUPS}
     assert len(used) >= 3, used
     timings: dict[str, float] = {}
@@ -189,7 +199,7 @@ async def test_load_gives_the_latest_state_before_and_after_compaction(backend):
     timings["load after compaction"] = await _assert_loads(backend, model)
 
     # Writes after the compaction horizon (overwrite, delete, new key) on top of the compacted view.
-    store = OffsetsStore(backend, partitions=PARTITIONS)
+    store = await _owning(OffsetsStore(backend, partitions=PARTITIONS), start=False)
     await model.write_offsets(store, GROUPS[0], {("orders", 0): _commit(9999, "after"), ("new", 7): _commit(1)})
     await model.delete_offsets(store, GROUPS[1], [("orders", 2)])
     await model.delete_group(store, GROUPS[2])
@@ -218,8 +228,7 @@ async def test_start_creates_eight_partitions_by_default_and_empty_partitions_lo
 
 async def test_many_offsets_in_one_commit(backend):
     """More keys in one call than may be in flight at once: all stored, in order."""
-    store = OffsetsStore(backend, partitions=2)
-    await store.start()
+    store = await _owning(OffsetsStore(backend, partitions=2))
     commits = {("big", p): _commit(p) for p in range(2500)}
     started = time.monotonic()
     await store.write_offsets("bulk", commits)
@@ -234,8 +243,7 @@ async def test_many_offsets_in_one_commit(backend):
 
 
 async def test_write_failures_raise(backend):
-    store = OffsetsStore(backend, partitions=2)
-    await store.start()
+    store = await _owning(OffsetsStore(backend, partitions=2))
     await store.write_offsets("fails", {("t", 0): _commit(1)})
     # Larger than Pulsar's maxMessageSize (5 MiB) even compressed: the client refuses it.
     huge = base64.b64encode(os.urandom(5 * 1024 * 1024)).decode()
@@ -262,6 +270,8 @@ async def test_writes_to_a_missing_namespace_raise(pulsar):
         store = OffsetsStore(backend, partitions=2)  # not started: the namespace does not exist
         started = time.monotonic()
         with pytest.raises(StoreError):
+            await store.acquire(0)
+        with pytest.raises(NotOwner):
             await store.write_offsets("g", {("t", 0): _commit(1)})
         assert time.monotonic() - started < 60
         with pytest.raises(StoreError):
@@ -286,3 +296,31 @@ def test_partition_for_is_stable_and_spreads():
     out = {seed: subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT,
                                 env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert out["1"] == out["2"] == f"{[partition_for(f'group-{i}', 8) for i in range(50)]}\n"
+
+
+async def test_one_owner_per_partition_enforced_by_pulsar(backend):
+    """Exclusive producers: while one store holds a partition another cannot take it or write to it;
+    once released the other takes it and reads every acknowledged write of the first."""
+    first = await _owning(OffsetsStore(backend, partitions=2, producer_name="kop-gateway-1"))
+    second = OffsetsStore(backend, partitions=2, producer_name="kop-gateway-2")
+    await second.start()
+    group = "owned"
+    partition = partition_for(group, 2)
+    try:
+        assert not await second.acquire(partition)
+        with pytest.raises(NotOwner):
+            await second.write_offsets(group, {("t", 0): _commit(1)})
+        await first.write_offsets(group, {("t", 0): _commit(7), ("t", 1): _commit(8)})
+        status, stats = admin(f"persistent/{backend.system_namespace.path}/__offsets-partition-{partition}/stats")
+        assert [(p["producerName"], p["accessMode"]) for p in stats["publishers"]] == [("kop-gateway-1", "Exclusive")]
+        await first.release(partition)
+        assert not first.owns(partition)
+        with pytest.raises(NotOwner):
+            await first.write_offsets(group, {("t", 0): _commit(9)})
+        assert await second.acquire(partition)
+        assert (await second.load(partition)).offsets == {(group, "t", 0): _commit(7), (group, "t", 1): _commit(8)}
+        await second.write_offsets(group, {("t", 0): _commit(10)})
+        assert not await first.acquire(partition)
+    finally:
+        await first.close()
+        await second.close()

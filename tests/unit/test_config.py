@@ -94,7 +94,7 @@ max_readers = 10
     assert cfg.fetch.max_readers == 10
     assert cfg.log_level == "debug"
     # untouched keys keep their defaults
-    assert cfg.server.node_id == 0
+    assert cfg.server.node_id == -1  # derived from the advertised address
     assert cfg.fetch.reader_idle_s == 60.0
 
 
@@ -239,6 +239,9 @@ def test_config_error_is_a_value_error_with_problems():
     ({"KOP_PULSAR_ADMIN_URL": "127.0.0.1:8080"}, "pulsar.admin_url"),
     ({"KOP_PULSAR_SERVICE_URL": "127.0.0.1:6650"}, "pulsar.service_url"),
     ({"KOP_PULSAR_OPERATION_TIMEOUT_S": "soon"}, "KOP_PULSAR_OPERATION_TIMEOUT_S"),
+    ({"KOP_SERVER_NODE_ID": "-3"}, "server.node_id"),
+    ({"KOP_CLUSTER_REFRESH_INTERVAL_S": "0"}, "cluster.refresh_interval_s"),
+    ({"KOP_CLUSTER_HANDOVER_DELAY_S": "-1"}, "cluster.handover_delay_s"),
 ])
 def test_single_bad_values(env, needle):
     with pytest.raises(ConfigError) as excinfo:
@@ -254,7 +257,10 @@ def test_single_bad_values(env, needle):
     {"KOP_LOG_LEVEL": "debug"},
     {"KOP_PULSAR_SERVICE_URL": "pulsar+ssl://h:6651"},
     {"KOP_PULSAR_ADMIN_URL": "https://h:8443"},
-    {"KOP_SERVER_NODE_ID": "-3"},
+    {"KOP_SERVER_NODE_ID": "-1"},
+    {"KOP_SERVER_NODE_ID": "2147483647"},
+    {"KOP_CLUSTER_REFRESH_INTERVAL_S": "60"},
+    {"KOP_CLUSTER_HANDOVER_DELAY_S": "0"},
 ])
 def test_boundary_values_accepted(env):
     load(env=env)

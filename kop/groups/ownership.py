@@ -1,0 +1,165 @@
+"""Which gateway coordinates which groups: the ownership loop.
+
+A group belongs to one ``__offsets`` partition (store.partition_for); whoever holds that partition's
+exclusive producer coordinates its groups. Pulsar guarantees there is at most one holder; this loop
+only decides who *tries* to hold what:
+
+- The preferred owner of partition ``p`` is ``place("__offsets/p", live gateways)`` (rendezvous
+  hashing, mapping/placement.py), so the partitions spread over the fleet and every gateway that
+  sees the same fleet agrees.
+- Every ``cluster.refresh_interval_s`` each gateway reads the fleet (backend/fleet.py) and the
+  current holders (the publishers of the ``__offsets`` partitions, from Pulsar's stats), then:
+  acquires and loads (coordinator.adopt) the partitions it prefers and does not hold; releases the
+  ones it holds but no longer prefers, once the preferred gateway has been live for
+  ``cluster.handover_delay_s`` (so a gateway seen for one refresh does not move groups around);
+  drops at once a partition whose holder according to Pulsar is another gateway (it was fenced).
+- A gateway that dies loses its producers with its connection; the survivors see it gone at their
+  next refresh, the next-preferred one acquires its partitions and loads them. Failover time is
+  about the broker noticing the dead connection + one refresh + loading the partition.
+
+While views differ (a refresh apart), two gateways may both prefer a partition: the second simply
+fails to acquire it until the first lets go. A gateway that prefers a partition somebody else
+still holds keeps trying every refresh. Nobody takes a partition it does not prefer, so a partition
+whose preferred gateway cannot open its producer stays uncoordinated (COORDINATOR_NOT_AVAILABLE,
+which clients retry) rather than bouncing between gateways; that needs a broken Pulsar connection on
+a gateway that is still registered, and shows in its log.
+
+FindCoordinator answers with :meth:`Ownership.locate`: this gateway if it holds the partition; else
+the holder Pulsar reports (re-read when the last refresh names nobody usable), if it is live; else
+nobody (COORDINATOR_NOT_AVAILABLE). Never a gateway that does not hold the partition yet: librdkafka, told
+a coordinator that turns out to be down, waits for its reconnect backoff or its session timeout
+before asking again (seen: a member timed out after 10 s), while COORDINATOR_NOT_AVAILABLE makes
+every client ask again within its retry backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from ..backend.admin import AdminError
+from ..backend.fleet import Fleet, Node, node_id_of
+from ..mapping.placement import offsets_partition_key, place
+from .store import StoreError
+
+log = logging.getLogger(__name__)
+
+# FindCoordinator re-reads the holders from Pulsar when its view names nobody, at most this often.
+HOLDERS_MIN_AGE_S = 0.1
+
+
+class Ownership:
+    def __init__(self, fleet: Fleet, coordinator, admin, refresh_interval_s: float = 1.0,
+                 handover_delay_s: float = 2.0) -> None:
+        self.fleet = fleet
+        self.coordinator = coordinator
+        self.store = coordinator.store
+        self._admin = admin
+        self.refresh_interval_s = refresh_interval_s
+        self.handover_delay_s = handover_delay_s
+        self.holders: dict[int, int | None] = {}  # partition -> node id holding it, per Pulsar
+        self._task: asyncio.Task | None = None
+        self._stop = asyncio.Event()
+        self._failures_logged: set[int] = set()
+        self._holders_read_at = 0.0
+        self._holders_reading: asyncio.Future | None = None
+
+    async def start(self) -> None:
+        """One round now (this gateway's preferred partitions loaded before it serves), then a loop."""
+        await self.step()
+        self._task = asyncio.create_task(self._run(), name="kop-ownership")
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.refresh_interval_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.step()
+            except Exception:  # never let the loop die
+                log.exception("ownership: round failed")
+
+    def preferred(self, partition: int) -> int:
+        return place(offsets_partition_key(partition), self.fleet.live)
+
+    async def step(self) -> None:
+        await self.fleet.refresh()
+        await self._read_holders()
+        me = self.fleet.me.node_id
+        for partition in range(self.store.partitions):
+            if self._stop.is_set():
+                return
+            holder = self.holders.get(partition)
+            preferred = self.preferred(partition)
+            if self.store.owns(partition):
+                if holder is not None and holder != me:
+                    log.warning("ownership: Pulsar shows gateway %d holding __offsets partition %d", holder, partition)
+                    await self.coordinator.release(partition, lost=True)
+                elif preferred != me and self.fleet.live_for(preferred) >= self.handover_delay_s:
+                    log.info("ownership: handing __offsets partition %d over to gateway %d", partition, preferred)
+                    await self.coordinator.release(partition)
+            elif preferred == me:
+                await self._take(partition)
+
+    async def _take(self, partition: int) -> None:
+        try:
+            if not await self.store.acquire(partition):
+                return  # still held by another gateway; next round
+            self.holders[partition] = self.fleet.me.node_id
+            await self.coordinator.adopt(partition)
+            self._failures_logged.discard(partition)
+        except (StoreError, AdminError) as exc:
+            if partition not in self._failures_logged:
+                log.warning("ownership: taking __offsets partition %d failed: %s", partition, exc)
+                self._failures_logged.add(partition)
+            await self.coordinator.release(partition)
+
+    async def _read_holders(self) -> None:
+        self._holders_read_at = time.monotonic()
+        try:
+            by_partition = await self._admin.partition_publishers(self.store.topic)
+        except AdminError as exc:
+            log.debug("ownership: reading the holders of %s failed: %s", self.store.topic.url, exc)
+            return
+        holders: dict[int, int | None] = {}
+        for partition in range(self.store.partitions):
+            ids = [node_id_of(str(p.get("producerName") or "")) for p in by_partition.get(partition, [])]
+            holders[partition] = next((i for i in ids if i is not None), None)
+        self.holders = holders
+
+    def coordinator_of(self, group_id: str) -> Node | None:
+        """The gateway coordinating ``group_id`` as far as this one knows (module docstring)."""
+        partition = self.store.partition_of(group_id)
+        me = self.fleet.me
+        if self.store.owns(partition):
+            return me
+        holder = self.holders.get(partition)
+        if holder is not None and holder != me.node_id and holder in self.fleet.live:
+            return self.fleet.live[holder]
+        return None
+
+    async def locate(self, group_id: str) -> Node | None:
+        """:meth:`coordinator_of`, reading the holders from Pulsar again (at most every
+        :data:`HOLDERS_MIN_AGE_S`) when the last read names nobody usable: right after a handover or a
+        failover the answer is then the new holder rather than COORDINATOR_NOT_AVAILABLE."""
+        node = self.coordinator_of(group_id)
+        if node is not None or time.monotonic() - self._holders_read_at < HOLDERS_MIN_AGE_S:
+            return node
+        if self._holders_reading is None:
+            self._holders_reading = asyncio.ensure_future(self._read_holders())
+        reading = self._holders_reading
+        try:
+            await asyncio.shield(reading)
+        finally:
+            if self._holders_reading is reading and reading.done():
+                self._holders_reading = None
+        return self.coordinator_of(group_id)
