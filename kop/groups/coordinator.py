@@ -45,6 +45,7 @@ class GroupCoordinator(Custody):
         self.loading: set[int] = set()
         self._busy: dict[int, int] = {}  # offset operations in progress, by partition
         self._idle_waiters: dict[int, list[asyncio.Future]] = {}
+        self._partition_locks: dict[int, asyncio.Lock] = {}  # take and release, one at a time
 
     # -- lifecycle ------------------------------------------------------------------------------
 

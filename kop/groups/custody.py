@@ -3,16 +3,21 @@ operations that write to them. A base class of :class:`kop.groups.coordinator.Gr
 which holds the membership protocol; the state both use (groups, offsets, waiters) is created there.
 
 Ownership (several gateways; groups/ownership.py decides, Pulsar enforces). This coordinator serves
-the groups of the ``__offsets`` partitions it has *adopted*: :meth:`adopt` is called once the
-partition's exclusive producer is held and rebuilds its groups and offsets from ``__offsets`` before
-any of them is answered (COORDINATOR_LOAD_IN_PROGRESS meanwhile); groups that had members come back
+the groups of the ``__offsets`` partitions it has *taken*: :meth:`take` acquires the partition's
+exclusive producer, then rebuilds its groups and offsets from ``__offsets`` before any of them is
+answered (COORDINATOR_LOAD_IN_PROGRESS meanwhile); groups that had members come back
 Stable with their assignments, and their members have one session timeout to heartbeat (a member
 that follows the group to a new coordinator keeps its member id and generation: no rebalance).
 :meth:`release` gives a partition up: new requests get NOT_COORDINATOR at once, commits already
 accepted finish (written and handed to the cursor sync), pending cursor moves are flushed, waiting
 joins and syncs are answered NOT_COORDINATOR (the clients find the new coordinator and rejoin),
 and only then is the producer closed, so the next owner reads every acknowledged commit.
-Requests for groups of other partitions get NOT_COORDINATOR.
+Requests for groups of other partitions get NOT_COORDINATOR. Take and release of one partition run
+one at a time (a lock per partition), so a release never closes a producer a later take opened.
+
+A gateway cut off from Pulsar keeps its groups in memory (heartbeats still answered) until it learns
+otherwise: at its first failing write (the reopened producer is fenced: the partition is *lost*), or
+when the ownership loop sees another holder in Pulsar's stats.
 """
 
 from __future__ import annotations
@@ -60,15 +65,30 @@ class Custody:
             return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
         return ErrorCode.NOT_COORDINATOR
 
-    async def adopt(self, partition: int) -> None:
+    def _lock(self, partition: int) -> asyncio.Lock:
+        return self._partition_locks.setdefault(partition, asyncio.Lock())
+
+    async def take(self, partition: int) -> bool:
+        """Acquire the partition's exclusive producer and load its groups: True if this gateway now
+        coordinates them, False if another gateway holds the partition. Raises StoreError."""
+        async with self._lock(partition):
+            if partition in self.loaded:
+                return True
+            if not await self.store.acquire(partition):
+                return False
+            try:
+                await self._adopt(partition)
+            except BaseException:
+                self.loading.discard(partition)
+                await self.store.release(partition)
+                raise
+            return True
+
+    async def _adopt(self, partition: int) -> None:
         """Load the groups of an ``__offsets`` partition whose producer this gateway now holds."""
         self.loading.add(partition)
-        try:
-            loaded = await self.store.load(partition)
-        finally:
-            self.loading.discard(partition)
-        if not self.store.owns(partition):
-            return  # released or lost while loading
+        loaded = await self.store.load(partition)
+        self.loading.discard(partition)
         now = time.monotonic()
         recent_ms = (time.time() - CURSOR_RESYNC_WINDOW_S) * 1000
         resynced = 0
@@ -88,6 +108,10 @@ class Custody:
     async def release(self, partition: int, lost: bool = False) -> None:
         """Stop coordinating the groups of ``partition`` (see the module docstring); ``lost``: another
         gateway already owns it, so nothing more is written for them."""
+        async with self._lock(partition):
+            await self._release(partition, lost)
+
+    async def _release(self, partition: int, lost: bool) -> None:
         if partition not in self.loaded and partition not in self.loading and not self.store.owns(partition):
             return
         self.loaded.discard(partition)
@@ -111,9 +135,8 @@ class Custody:
             await self.cursor_sync.flush()
         await self.store.release(partition)
         for group_id in mine:
-            if self.store.partition_of(group_id) == partition and partition not in self.loaded:
-                self.groups.pop(group_id, None)
-                self.offsets.pop(group_id, None)
+            self.groups.pop(group_id, None)
+            self.offsets.pop(group_id, None)
 
     async def _quiet(self, partition: int) -> None:
         """Until the commits and deletions in progress on ``partition`` have finished."""

@@ -9,7 +9,7 @@ only decides who *tries* to hold what:
   sees the same fleet agrees.
 - Every ``cluster.refresh_interval_s`` each gateway reads the fleet (backend/fleet.py) and the
   current holders (the publishers of the ``__offsets`` partitions, from Pulsar's stats), then:
-  acquires and loads (coordinator.adopt) the partitions it prefers and does not hold; releases the
+  acquires and loads (coordinator.take) the partitions it prefers and does not hold; releases the
   ones it holds but no longer prefers, once the preferred gateway has been live for
   ``cluster.handover_delay_s`` (so a gateway seen for one refresh does not move groups around);
   drops at once a partition whose holder according to Pulsar is another gateway (it was fenced).
@@ -112,16 +112,14 @@ class Ownership:
 
     async def _take(self, partition: int) -> None:
         try:
-            if not await self.store.acquire(partition):
+            if not await self.coordinator.take(partition):
                 return  # still held by another gateway; next round
             self.holders[partition] = self.fleet.me.node_id
-            await self.coordinator.adopt(partition)
             self._failures_logged.discard(partition)
         except (StoreError, AdminError) as exc:
             if partition not in self._failures_logged:
                 log.warning("ownership: taking __offsets partition %d failed: %s", partition, exc)
                 self._failures_logged.add(partition)
-            await self.coordinator.release(partition)
 
     async def _read_holders(self) -> None:
         self._holders_read_at = time.monotonic()
