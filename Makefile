@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(PYPROJECT_HASH)
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run test test-unit clean
+.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-unit clean
 
 help: ## list the targets
 	@echo "kop make targets:"
@@ -40,6 +40,9 @@ kafka-tools: ## fetch Apache Kafka 4.1.2's Java tools into ~/.cache/kop (cached)
 
 run: ## run the gateway on 127.0.0.1:9092 (starts Pulsar if none answers; Ctrl-C stops both)
 	scripts/run.sh $(ARGS)
+
+run-secure: ## Pulsar with token auth + kop with SASL_PLAINTEXT :9093 and SASL_SSL :9094 (README)
+	KOP_SECURE=1 scripts/run.sh $(ARGS)
 
 test: install kafka-tools ## all tests against a real Pulsar (started for the run if none answers)
 	scripts/test.sh $(PYTEST_ARGS)

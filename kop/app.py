@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from dataclasses import replace
 
 from .backend.fleet import Fleet, Node, producer_name
+from .backend.principals import PrincipalPool
 from .backend.pulsar import PulsarBackend
 from .config import Config
 from .groups.coordinator import GroupCoordinator
@@ -22,6 +24,8 @@ from .handlers.context import RequestContext
 from .handlers.registry import load_all
 from .mapping.placement import derive_node_id
 from .server.connection import KafkaConnection
+from .server.listeners import Listener, certificate_subject, listeners_of, server_ssl_context
+from .server.sasl_session import SaslSession
 
 log = logging.getLogger("kop")
 
@@ -39,43 +43,87 @@ class Gateway:
                        interval_s=g.cursor_sync_interval_s), g)
         self.handlers = load_all()
         self.connections: set[KafkaConnection] = set()
-        self.server: asyncio.base_events.Server | None = None
+        self.listeners = listeners_of(config)
+        self.servers: list[asyncio.base_events.Server] = []
         self.fleet: Fleet | None = None
         self.ownership: Ownership | None = None
+        self.principals = PrincipalPool(self.backend, config.sasl.max_principals)
+        self.mechanisms = [m.strip() for m in config.sasl.mechanisms.split(",") if m.strip()]
 
-    def _make_context(self, header, peer: str) -> RequestContext:
-        return RequestContext(header, self.backend, self.config, peer, self.coordinator, self.fleet, self.ownership)
+    @property
+    def server(self) -> asyncio.base_events.Server | None:
+        return self.servers[0] if self.servers else None
 
-    def _protocol(self) -> KafkaConnection:
-        conn = KafkaConnection(handlers=self.handlers, make_context=self._make_context,
-                               max_frame_size=self.config.server.max_frame_size,
-                               max_inflight=self.config.server.max_inflight_requests,
-                               fallback_api_versions=api_versions.fallback_response,
-                               on_close=self.connections.discard)
-        self.connections.add(conn)
-        return conn
+    def _make_context(self, header, peer: str, session, listener) -> RequestContext:
+        backend = session.backend if session is not None else self.backend
+        return RequestContext(header, backend, self.config, peer, self.coordinator, self.fleet, self.ownership,
+                              session, listener)
+
+    def _make_session(self, listener: Listener):
+        def make(peer: str, transport) -> SaslSession:
+            subject = certificate_subject(transport.get_extra_info("peercert")) if listener.tls else None
+            if subject:
+                log.info("%s connected to %s with client certificate %s", peer, listener.name, subject)
+            return SaslSession(required=listener.sasl, mechanisms=self.mechanisms, pool=self.principals,
+                               backend=self.backend, default_tenant=self.config.pulsar.tenant,
+                               default_namespace=self.config.pulsar.namespace, peer=peer)
+        return make
+
+    def _protocol_for(self, listener: Listener):
+        make_session = self._make_session(listener)
+
+        def protocol() -> KafkaConnection:
+            conn = KafkaConnection(handlers=self.handlers, make_context=self._make_context,
+                                   max_frame_size=self.config.server.max_frame_size,
+                                   max_inflight=self.config.server.max_inflight_requests,
+                                   fallback_api_versions=api_versions.fallback_response,
+                                   on_close=self.connections.discard, make_session=make_session,
+                                   listener=listener)
+            self.connections.add(conn)
+            return conn
+        return protocol
+
+    async def _bind(self) -> list[tuple[Listener, int]]:
+        loop = asyncio.get_running_loop()
+        context = server_ssl_context(self.config) if any(li.tls for li in self.listeners) else None
+        bound = []
+        for listener in self.listeners:
+            server = await loop.create_server(
+                self._protocol_for(listener), listener.host, listener.port, reuse_address=True, backlog=1024,
+                start_serving=False, ssl=context if listener.tls else None,
+                ssl_handshake_timeout=10 if listener.tls else None)
+            self.servers.append(server)
+            port = server.sockets[0].getsockname()[1]
+            self.listeners[self.listeners.index(listener)] = listener = replace(
+                listener, port=port, advertised_port=listener.advertised_port or port)
+            bound.append((listener, port))
+        return bound
 
     async def start(self) -> None:
         """Bind, join the fleet, load the groups this gateway coordinates, then serve."""
         await self.backend.start()
         await self.coordinator.start()
         s, c = self.config.server, self.config.cluster
-        self.server = await asyncio.get_running_loop().create_server(
-            self._protocol, s.listen_host, s.listen_port, reuse_address=True, backlog=1024, start_serving=False)
-        port = self.server.sockets[0].getsockname()[1]
-        advertised_port = s.advertised_port or port
+        bound = await self._bind()
+        primary, port = bound[0]
+        advertised_port = primary.advertised_port
         node_id = s.node_id if s.node_id >= 0 else derive_node_id(s.advertised_host, advertised_port)
         self.fleet = Fleet(self.backend.client, self.backend.admin, self.backend.system_namespace,
-                           Node(node_id, s.advertised_host, advertised_port))
+                           Node(node_id, s.advertised_host, advertised_port,
+                                tuple((li.name, li.advertised_host, li.advertised_port) for li in self.listeners)))
         self.coordinator.store.producer_name = producer_name(node_id)
         await self.fleet.start()
         self.ownership = Ownership(self.fleet, self.coordinator, self.backend.admin,
                                    refresh_interval_s=c.refresh_interval_s, handover_delay_s=c.handover_delay_s)
         await self.ownership.start()
         await self.coordinator.cursor_sync.start()
-        await self.server.start_serving()
-        log.info("kop listening on %s:%d (advertised %s:%d, node %d), Pulsar %s, namespace %s/%s, entry format %s; "
-                 "coordinating %d of %d __offsets partitions", s.listen_host, port, s.advertised_host,
+        for server in self.servers:
+            await server.start_serving()
+        for listener in self.listeners[1:]:
+            log.info("listener %s on %s:%d (advertised %s:%d)", listener.name, listener.host, listener.port,
+                     listener.advertised_host, listener.advertised_port)
+        log.info("kop listening on %s:%d (%s, advertised %s:%d, node %d), Pulsar %s, namespace %s/%s, entry format %s; "
+                 "coordinating %d of %d __offsets partitions", s.listen_host, port, primary.name, s.advertised_host,
                  advertised_port, node_id, self.config.pulsar.service_url, self.config.pulsar.tenant,
                  self.config.pulsar.namespace, self.config.topics.entry_format, len(self.coordinator.loaded),
                  self.coordinator.store.partitions)
@@ -86,8 +134,8 @@ class Gateway:
         return self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        for server in self.servers:
+            server.close()
         log.info("stopping: %d connections, draining in-flight requests", len(self.connections))
         await asyncio.gather(*(c.drain_pending(DRAIN_TIMEOUT_S) for c in list(self.connections)))
         for conn in list(self.connections):
@@ -97,6 +145,7 @@ class Gateway:
         await self.coordinator.close()
         if self.fleet is not None:
             await self.fleet.close()
+        await self.principals.close()
         await self.backend.close()
         log.info("stopped")
 

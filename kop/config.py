@@ -40,6 +40,13 @@ class ServerConfig:
     max_frame_size: int = 104_857_600
     # Pipelined requests one connection may have in progress; reading pauses beyond it.
     max_inflight_requests: int = 100
+    # Security protocol of the listener above: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    security_protocol: str = "PLAINTEXT"
+    # More listeners, Kafka's syntax: "SASL_PLAINTEXT://127.0.0.1:9093,SASL_SSL://127.0.0.1:9094"
+    # (one per security protocol; the protocol is the listener's name).
+    listeners: str = ""
+    # Advertised addresses of those listeners when they differ: "SASL_SSL://kafka.example.com:9094".
+    advertised_listeners: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,27 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    # PEM files for SSL and SASL_SSL listeners: the server certificate (chain) and its key.
+    cert_file: str = ""
+    key_file: str = ""
+    # CA bundle that client certificates must chain to (mTLS).
+    ca_file: str = ""
+    # Client certificates: "none", "requested" (verified when sent) or "required" (mTLS).
+    client_auth: str = "none"
+
+
+@dataclass(frozen=True)
+class SaslConfig:
+    # Mechanisms offered on SASL_PLAINTEXT and SASL_SSL listeners. PLAIN: username "tenant" or
+    # "tenant/namespace", password "token:<Pulsar JWT>"; OAUTHBEARER: the Pulsar JWT as bearer token
+    # (tenant/namespace from the "tenant" and "namespace" SASL extensions, else the defaults).
+    mechanisms: str = "PLAIN,OAUTHBEARER"
+    # Principals (distinct token, tenant, namespace) with a Pulsar client open at once.
+    max_principals: int = 64
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     # How often the live gateways and the holders of the __offsets partitions are read from Pulsar:
     # the failover reaction time, at the cost of two admin calls per gateway per interval.
@@ -113,6 +141,8 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    sasl: SaslConfig = field(default_factory=SaslConfig)
     log_level: str = "INFO"
 
     @property
@@ -122,7 +152,8 @@ class Config:
 
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "log_level"}
 _SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
-                    "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig}
+                    "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig,
+                    "tls": TlsConfig, "sasl": SaslConfig}
 
 
 def _coerce(value: Any, target: type, where: str, problems: list[str]) -> Any:
@@ -188,8 +219,59 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"cluster.refresh_interval_s: {c.refresh_interval_s} outside (0, 60]")
     if c.handover_delay_s < 0:
         problems.append("cluster.handover_delay_s must not be negative")
+    _validate_security(cfg, problems)
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log_level: {cfg.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+
+
+# KOP_* variables read by scripts/, not by kop itself.
+SCRIPT_VARIABLES = frozenset({"KOP_CACHE", "KOP_RUN_DIR", "KOP_PULSAR_FRESH", "KOP_TOKENS_DIR", "KOP_SECURE",
+                              "KOP_SECURE_WEB_PORT", "KOP_SECURE_BROKER_PORT", "KOP_PULSAR_ADMIN_TOKEN_FILE"})
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "OAUTHBEARER")
+
+
+def parse_listeners(text: str) -> list[tuple[str, str, int]]:
+    """"PROTO://host:port,..." -> [(protocol, host, port)]; ValueError names what is wrong."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        protocol, sep, address = item.partition("://")
+        host, _, port = address.rpartition(":")
+        if not sep or protocol not in SECURITY_PROTOCOLS or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not PROTOCOL://host:port with PROTOCOL one of {', '.join(SECURITY_PROTOCOLS)}")
+        out.append((protocol, host.strip("[]") or "0.0.0.0", int(port)))
+    return out
+
+
+def _validate_security(cfg: Config, problems: list[str]) -> None:
+    s, tls, sasl = cfg.server, cfg.tls, cfg.sasl
+    protocols = [s.security_protocol]
+    if s.security_protocol not in SECURITY_PROTOCOLS:
+        problems.append(f"server.security_protocol: {s.security_protocol!r} is not one of {', '.join(SECURITY_PROTOCOLS)}")
+    for key in ("listeners", "advertised_listeners"):
+        try:
+            parsed = parse_listeners(getattr(s, key))
+        except ValueError as exc:
+            problems.append(f"server.{key}: {exc}")
+            continue
+        if key == "listeners":
+            protocols += [p for p, _, _ in parsed]
+        elif not {p for p, _, _ in parsed} <= set(protocols):
+            problems.append("server.advertised_listeners: names a protocol that has no listener")
+    if len(set(protocols)) != len(protocols):
+        problems.append(f"server.listeners: one listener per security protocol (got {', '.join(protocols)})")
+    if any(p.endswith("SSL") for p in protocols) and not (tls.cert_file and tls.key_file):
+        problems.append("tls.cert_file and tls.key_file are needed by an SSL or SASL_SSL listener")
+    if tls.client_auth not in ("none", "requested", "required"):
+        problems.append(f"tls.client_auth: {tls.client_auth!r} is not none, requested or required")
+    elif tls.client_auth != "none" and not tls.ca_file:
+        problems.append("tls.ca_file is needed to verify client certificates (tls.client_auth)")
+    mechanisms = [m.strip() for m in sasl.mechanisms.split(",") if m.strip()]
+    unknown = [m for m in mechanisms if m not in SASL_MECHANISMS]
+    if unknown or not mechanisms:
+        problems.append(f"sasl.mechanisms: {sasl.mechanisms!r}; supported: {', '.join(SASL_MECHANISMS)}")
+    if sasl.max_principals < 1:
+        problems.append("sasl.max_principals must be at least 1")
 
 
 def load(path: str | None = None, env: Mapping[str, str] | None = None,
@@ -215,7 +297,7 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
                 problems.append(f"{path}: unknown key or section {key!r}")
 
     for name, value in env.items():
-        if not name.startswith("KOP_") or name in ("KOP_CACHE", "KOP_RUN_DIR", "KOP_PULSAR_FRESH"):
+        if not name.startswith("KOP_") or name in SCRIPT_VARIABLES:
             continue
         rest = name[4:].lower()
         if rest == "log_level":

@@ -16,6 +16,7 @@
 #   KOP_PULSAR_ADMIN_URL admin URL probed for health (default http://127.0.0.1:8080)
 #   PULSAR_EXTRA_CONF    extra "key=value" lines appended after config/pulsar/standalone-overrides.conf
 #   PULSAR_HEAP          heap size (default 768m)
+#   KOP_PULSAR_ADMIN_TOKEN_FILE  a JWT sent with the health probes (a Pulsar with authentication on)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +30,11 @@ home="$cache/apache-pulsar-$version"
 tarball="$cache/dist/pulsar-server-distribution-$version-bin.tar.gz"
 
 log() { printf '[pulsar.sh] %s\n' "$*" >&2; }
+
+auth=()
+if [ -n "${KOP_PULSAR_ADMIN_TOKEN_FILE:-}" ] && [ -s "$KOP_PULSAR_ADMIN_TOKEN_FILE" ]; then
+  auth=(-H "Authorization: Bearer $(cat "$KOP_PULSAR_ADMIN_TOKEN_FILE")")
+fi
 
 fetch() {
   if [ -x "$home/bin/pulsar" ]; then return 0; fi
@@ -51,11 +57,11 @@ fetch() {
 }
 
 healthy() {
-  curl -fsS -m 5 "$admin_url/admin/v2/brokers/health" 2>/dev/null | grep -q ok
+  curl -fsS -m 5 "${auth[@]}" "$admin_url/admin/v2/brokers/health" 2>/dev/null | grep -q ok
 }
 
 reachable() {
-  curl -fsS -m 3 -o /dev/null "$admin_url/admin/v2/clusters" 2>/dev/null
+  curl -fsS -m 3 -o /dev/null "${auth[@]}" "$admin_url/admin/v2/clusters" 2>/dev/null
 }
 
 write_conf() {

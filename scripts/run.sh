@@ -10,6 +10,11 @@
 # Ctrl-C or SIGTERM stops kop (SIGTERM, then SIGKILL after RUN_STOP_TIMEOUT s or on a second
 # Ctrl-C), then the Pulsar this script started, and only that one. Exits with kop's exit code.
 #
+# KOP_SECURE=1 (`make run-secure`): the Pulsar is scripts/pulsar-secure.sh's (token authentication and
+# authorization on, tenants acme and globex, tokens in .run/tokens), scripts/tls.sh makes a CA and
+# certificates in .run/tls, and kop serves PLAINTEXT on 127.0.0.1:9092 (kop's own superuser token,
+# namespace public/default), SASL_PLAINTEXT on 127.0.0.1:9093 and SASL_SSL on 127.0.0.1:9094.
+#
 # Environment: PULSAR_AUTOSTART=0 never starts Pulsar (for a remote one: pass --pulsar-url and
 # --admin-url to kop); everything scripts/pulsar.sh reads (KOP_CACHE, KOP_PULSAR_ADMIN_URL,
 # PULSAR_HEAP, PULSAR_EXTRA_CONF) is passed through.
@@ -46,20 +51,35 @@ cleanup() {
   trap '' INT TERM   # a further Ctrl-C must not interrupt stopping Pulsar
   if [ -n "$watchdog_pid" ]; then kill "$watchdog_pid" 2>/dev/null || true; fi
   if [ -n "$kop_pid" ] && kill -0 "$kop_pid" 2>/dev/null; then kill -KILL "$kop_pid" 2>/dev/null || true; fi
-  if [ "$started_pulsar" = 1 ]; then scripts/pulsar.sh stop || true; fi
+  if [ "$started_pulsar" = 1 ]; then $pulsar stop || true; fi
   exit "$rc"
 }
 trap cleanup EXIT
 trap stop_kop INT TERM
 
+pulsar=scripts/pulsar.sh
+if [ "${KOP_SECURE:-0}" = 1 ]; then
+  pulsar=scripts/pulsar-secure.sh
+  scripts/tls.sh "$here/.run/tls"
+  export KOP_PULSAR_ADMIN_URL=http://127.0.0.1:${KOP_SECURE_WEB_PORT:-8090}
+fi
+
 if [ "${PULSAR_AUTOSTART:-1}" = 0 ]; then
   log "PULSAR_AUTOSTART=0: not starting Pulsar"
-elif scripts/pulsar.sh status; then
+elif $pulsar status; then
   log "a Pulsar already answers at ${KOP_PULSAR_ADMIN_URL:-http://127.0.0.1:8080}: using it (it stays running on exit)"
-  scripts/pulsar.sh wait
+  $pulsar wait
 else
   started_pulsar=1
-  scripts/pulsar.sh start
+  $pulsar start
+fi
+
+if [ "${KOP_SECURE:-0}" = 1 ]; then
+  while IFS= read -r line; do export "${line?}"; done < <(scripts/pulsar-secure.sh env)
+  export KOP_SERVER_LISTENERS="SASL_PLAINTEXT://127.0.0.1:9093,SASL_SSL://127.0.0.1:9094"
+  export KOP_TLS_CERT_FILE="$here/.run/tls/server.pem" KOP_TLS_KEY_FILE="$here/.run/tls/server.key"
+  export KOP_TLS_CA_FILE="$here/.run/tls/ca.pem" KOP_TLS_CLIENT_AUTH=requested
+  log "SASL users: acme, globex (password token:\$(cat .run/tokens/<user>.jwt)); TLS CA .run/tls/ca.pem"
 fi
 
 # In the background, so that this shell can forward INT/TERM to it and then stop Pulsar.

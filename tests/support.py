@@ -31,10 +31,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def admin(path: str, method: str = "GET", body: object | None = None) -> tuple[int, object]:
+def admin(path: str, method: str = "GET", body: object | None = None, *, url: str = ADMIN_URL,
+          token: str | None = None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{ADMIN_URL}/admin/v2/{path}", method=method, data=data,
-                                 headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"{url}/admin/v2/{path}", method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw = resp.read().decode()
@@ -57,8 +60,10 @@ def pulsar_reachable() -> bool:
 class Gateway:
     """A kop process (`python -m kop.cli serve`) on a free port; its log is kept for assertions."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = None,
+                 admin_url: str = ADMIN_URL, service_url: str = SERVICE_URL) -> None:
         self.port = port or free_port()
+        self.admin_url, self.service_url = admin_url, service_url
         self.args = list(args)
         self.env = env or {}
         LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -74,7 +79,7 @@ class Gateway:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kop.cli", "serve", "--listen", f"127.0.0.1:{self.port}",
-             "--admin-url", ADMIN_URL, "--pulsar-url", SERVICE_URL, *self.args],
+             "--admin-url", self.admin_url, "--pulsar-url", self.service_url, *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -37,6 +37,10 @@ class Unreachable(AdminError):
     pass
 
 
+class Denied(AdminError):
+    """401 (the token is not accepted) or 403 (its role may not do this)."""
+
+
 class PulsarAdmin:
     def __init__(self, base_url: str, auth_token: str = "", timeout_s: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
@@ -57,7 +61,7 @@ class PulsarAdmin:
                 reason = response.json().get("reason", response.text)
             except (ValueError, AttributeError):
                 reason = response.text
-            cls = {404: NotFound, 409: Conflict}.get(response.status_code, AdminError)
+            cls = {401: Denied, 403: Denied, 404: NotFound, 409: Conflict}.get(response.status_code, AdminError)
             raise cls(response.status_code, f"{method} {path}: {reason}")
         if not response.content:
             return None

@@ -6,7 +6,8 @@ itself by keeping one producer open on the non-partitioned topic
 
 - producer name ``kop-gateway-<node id>``; Pulsar refuses a second producer of the same name on a
   topic (ProducerBusy), so two live gateways can never share a node id;
-- producer properties ``host`` and ``port`` (the advertised Kafka address), ``version`` and
+- producer properties ``host`` and ``port`` (the advertised address of its primary listener),
+  ``listener.<NAME>`` = ``host:port`` for every listener (server/listeners.py), ``version`` and
   ``started`` (ms since the epoch), which the topic's stats show as the publisher's ``metadata``.
 
 The live fleet is the topic's publisher list (``GET .../__kop_gateways/stats``), read every
@@ -50,10 +51,20 @@ class Node:
     node_id: int
     host: str
     port: int
+    listeners: tuple[tuple[str, str, int], ...] = ()  # (name, advertised host, port)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def address_for(self, listener: str | None) -> tuple[str, int] | None:
+        """Where a client of listener ``listener`` reaches this gateway (None: it has no such listener)."""
+        if listener is None or not self.listeners:
+            return self.host, self.port
+        for name, host, port in self.listeners:
+            if name == listener:
+                return host, port
+        return None
 
 
 def producer_name(node_id: int) -> str:
@@ -77,7 +88,13 @@ def node_of_publisher(publisher: dict) -> Node | None:
         return None
     if node_id is None or not host or not 0 < port < 65536:
         return None
-    return Node(node_id, host, port)
+    listeners = []
+    for key, value in meta.items():
+        if str(key).startswith("listener."):
+            l_host, _, l_port = str(value).rpartition(":")
+            if l_host and l_port.isdigit() and 0 < int(l_port) < 65536:
+                listeners.append((str(key)[len("listener."):], l_host, int(l_port)))
+    return Node(node_id, host, port, tuple(sorted(listeners)))
 
 
 class Fleet:
@@ -104,6 +121,8 @@ class Fleet:
         conf.producer_name(producer_name(self.me.node_id))
         conf.property("host", self.me.host)
         conf.property("port", str(self.me.port))
+        for name, host, port in self.me.listeners:
+            conf.property(f"listener.{name}", f"{host}:{port}")
         conf.property("version", __version__)
         conf.property("started", str(int(time.time() * 1000)))
         conf.batching_enabled(False)

@@ -51,7 +51,7 @@ def kafka_error_of(exc: BaseException) -> KafkaError:
         return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc))
     if name in ("MessageTooBig",):
         return KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
-    if name in ("AuthenticationError", "AuthorizationError"):
+    if name in ("AuthenticationError", "AuthorizationError") or isinstance(exc, admin_api.Denied):
         return KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, str(exc))
     if name in _RETRIABLE or isinstance(exc, (admin_api.Unreachable, _pulsar.ConnectError)):
         return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, str(exc))
@@ -72,8 +72,10 @@ class PartitionState:
 
 
 class PulsarBackend:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, parent: "PulsarBackend | None" = None) -> None:
         self.config = config
+        # A principal's backend (principals.py) has a parent: kop's own, which owns the system namespace.
+        self.parent = parent
         self.namespace = Namespace(config.pulsar.tenant, config.pulsar.namespace)
         self.system_namespace = Namespace(*config.pulsar.system_namespace.split("/", 1))
         self.entry_format = config.topics.entry_format
@@ -94,6 +96,9 @@ class PulsarBackend:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.parent is not None:  # the checks below were made by kop's own backend
+            self._janitor = asyncio.create_task(self._close_idle_readers())
+            return
         runtime = await self.admin.runtime_configuration()
         max_entries = int(runtime.get("managedLedgerMaxEntriesPerLedger", "50000"))
         offsets.check_max_entries_per_ledger(max_entries)
@@ -342,6 +347,8 @@ class PulsarBackend:
     async def new_producer_id(self) -> int:
         """A producer id unique across restarts and gateways: the Pulsar position of a message
         written for the purpose to ``<system namespace>/__kop_producer_ids``."""
+        if self.parent is not None:
+            return await self.parent.new_producer_id()
         if self._pid_producer is None or self._pid_producer.failed:
             url = PulsarTopic(self.system_namespace, "__kop_producer_ids").url
             try:

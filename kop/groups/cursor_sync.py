@@ -120,6 +120,7 @@ from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin
 from ..backend.convert import RECORDS
 from ..mapping import offsets as offset_layout
 from ..mapping.topics import InvalidTopicName, Namespace, PulsarTopic, partition_topic
+from . import scope
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +194,14 @@ class CursorSync:
     # -- names ----------------------------------------------------------------------------------
 
     def subscription(self, group: str) -> str:
-        """The Pulsar subscription name of Kafka group ``group``."""
-        return self.prefix + escape_group(group)
+        """The Pulsar subscription name of Kafka group ``group`` (an internal id: groups/scope.py)."""
+        return self.prefix + escape_group(scope.split(group)[1])
+
+    def _topic(self, group: str, topic: str, partition: int) -> PulsarTopic:
+        """The partition the group's subscription lives on: in the group's own namespace."""
+        namespace = scope.split(group)[0]
+        ns = Namespace(*namespace.split("/", 1)) if namespace else self._ns
+        return partition_topic(ns, topic, partition)
 
     @property
     def sync_delay_s(self) -> float:
@@ -351,7 +358,7 @@ class CursorSync:
     async def _sync(self, key: Key, offset: int) -> None:
         group, topic, partition = key
         try:
-            pt = partition_topic(self._ns, topic, partition)
+            pt = self._topic(group, topic, partition)
         except InvalidTopicName as exc:
             raise _Gone(str(exc)) from exc
         ledger_id, entry_id = await self._target(pt, offset)
@@ -363,7 +370,7 @@ class CursorSync:
             if not _subscription_missing(exc):
                 raise _Gone(str(exc)) from exc
         try:
-            await self._admin.create_subscription(pt, subscription, ledger_id, entry_id, {GROUP_PROPERTY: group})
+            await self._admin.create_subscription(pt, subscription, ledger_id, entry_id, {GROUP_PROPERTY: scope.split(group)[1]})
             self.stats["created"] += 1
         except Conflict:  # created meanwhile (another gateway): move it
             await self._admin.reset_subscription(pt, subscription, ledger_id, entry_id)
@@ -432,7 +439,7 @@ class CursorSync:
             async with sem:
                 group, topic, partition = key
                 try:
-                    pt = partition_topic(self._ns, topic, partition)
+                    pt = self._topic(group, topic, partition)
                     await self._admin.delete_subscription(pt, self.subscription(group))
                     self.stats["deleted"] += 1
                 except (NotFound, InvalidTopicName):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..groups import scope
 from ..protocol.messages import RequestHeader
 
 if TYPE_CHECKING:
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from ..backend.fleet import Fleet
     from ..groups.coordinator import GroupCoordinator
     from ..groups.ownership import Ownership
+    from ..server.listeners import Listener
+    from ..server.sasl_session import SaslSession
 
 
 @dataclass(slots=True)
@@ -24,7 +27,22 @@ class RequestContext:
     coordinator: "GroupCoordinator | None" = None
     fleet: "Fleet | None" = None
     ownership: "Ownership | None" = None
+    session: "SaslSession | None" = None
+    listener: "Listener | None" = None
 
     @property
     def version(self) -> int:
         return self.header.api_version
+
+    @property
+    def group_namespace(self) -> str | None:
+        """The namespace whose groups this client sees (None: the default namespace's)."""
+        principal = self.session.principal if self.session is not None else None
+        if principal is None:
+            return None
+        path = f"{principal.tenant}/{principal.namespace}"
+        return None if path == f"{self.config.pulsar.tenant}/{self.config.pulsar.namespace}" else path
+
+    def group_key(self, group_id: str) -> str:
+        """The coordinator's id of the group this client calls ``group_id`` (groups/scope.py)."""
+        return scope.scoped(group_id, self.group_namespace)

@@ -16,7 +16,7 @@ async def serve(ctx, request):
     results = []
     for group_id in request.groups_names:
         try:
-            code = await ctx.coordinator.delete_group(group_id)
+            code = await ctx.coordinator.delete_group(ctx.group_key(group_id))
         except NotOwner:  # the group moved to another gateway meanwhile
             code = ErrorCode.NOT_COORDINATOR
         results.append(resp.DeletableGroupResult(group_id=group_id, error_code=code))

@@ -18,12 +18,13 @@ async def serve(ctx, request):
     resp = response_class(API_KEY)
     out = []
     for group_id in request.groups:
-        error = ctx.coordinator.status(group_id)
+        key = ctx.group_key(group_id)
+        error = ctx.coordinator.status(key)
         if error != ErrorCode.NONE:
             out.append(resp.DescribedGroup(error_code=error, group_id=group_id, group_state="",
                                            protocol_type="", protocol_data="", members=[]))
             continue
-        group = ctx.coordinator.groups.get(group_id)
+        group = ctx.coordinator.groups.get(key)
         if group is None:
             out.append(resp.DescribedGroup(error_code=ErrorCode.NONE, group_id=group_id, group_state="Dead",
                                            protocol_type="", protocol_data="", members=[]))

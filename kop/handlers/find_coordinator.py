@@ -18,10 +18,11 @@ async def _answer(ctx, key_type: int, key: str) -> tuple[int, str, int, str, int
     """(error, message, node id, host, port)."""
     if key_type != 0:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, "only consumer-group coordinators are served", -1, "", -1
-    node = await ctx.ownership.locate(key or "")
-    if node is None:
+    node = await ctx.ownership.locate(ctx.group_key(key or ""))
+    address = node.address_for(ctx.listener.name if ctx.listener else None) if node is not None else None
+    if address is None:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, "the group's coordinator is changing", -1, "", -1
-    return ErrorCode.NONE, "", node.node_id, node.host, node.port
+    return ErrorCode.NONE, "", node.node_id, *address
 
 
 @handler(API_KEY, 0, 6)

@@ -9,7 +9,7 @@ API_KEY = 12
 
 @handler(API_KEY, 0, 4)
 async def serve(ctx, request):
-    error = ctx.coordinator.heartbeat(request.group_id, request.member_id,
+    error = ctx.coordinator.heartbeat(ctx.group_key(request.group_id), request.member_id,
                                       request.group_instance_id if ctx.version >= 3 else None,
                                       request.generation_id)
     return response_class(API_KEY)(throttle_time_ms=0, error_code=error)

@@ -21,7 +21,7 @@ API_KEY = 11
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     result = await ctx.coordinator.join(
-        group_id=request.group_id, member_id=request.member_id,
+        group_id=ctx.group_key(request.group_id), member_id=request.member_id,
         group_instance_id=request.group_instance_id if ctx.version >= 5 else None,
         client_id=ctx.header.client_id or "", client_host="/" + ctx.client_address.rsplit(":", 1)[0],
         session_timeout_ms=request.session_timeout_ms,

@@ -18,7 +18,7 @@ async def serve(ctx, request):
         wanted = [(m.member_id, m.group_instance_id) for m in request.members]
     else:
         wanted = [(request.member_id, None)]
-    error, results = ctx.coordinator.leave(request.group_id, wanted)
+    error, results = ctx.coordinator.leave(ctx.group_key(request.group_id), wanted)
     if ctx.version < 3:
         return resp(throttle_time_ms=0, error_code=results[0] if results else error, members=[])
     return resp(throttle_time_ms=0, error_code=error, members=[

@@ -35,8 +35,11 @@ ZERO_UUID = uuid.UUID(int=0)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     backend, cfg = ctx.backend, ctx.config
-    nodes = ctx.fleet.nodes()
-    live = [n.node_id for n in nodes]
+    listener = ctx.listener.name if ctx.listener is not None else None
+    # The gateways reachable through the listener this client uses (every gateway, when the fleet
+    # is configured alike), at their addresses for that listener.
+    nodes = [(n.node_id, n.address_for(listener)) for n in ctx.fleet.nodes() if n.address_for(listener)]
+    live = [node_id for node_id, _ in nodes]
     if request.topics is None:
         names = sorted((await backend.list_topics()).items())
         wanted = [(name, count, ErrorCode.NONE) for name, count in names]
@@ -51,7 +54,8 @@ async def serve(ctx, request):
             isr_nodes=[leader], offline_replicas=[]) for p, leader in enumerate(leaders)]
         topics.append(resp.MetadataResponseTopic(error_code=error, name=name, topic_id=ZERO_UUID,
                                                  is_internal=False, partitions=partitions))
-    brokers = [resp.MetadataResponseBroker(node_id=n.node_id, host=n.host, port=n.port, rack=None) for n in nodes]
+    brokers = [resp.MetadataResponseBroker(node_id=node_id, host=host, port=port, rack=None)
+               for node_id, (host, port) in nodes]
     return resp(throttle_time_ms=0, brokers=brokers, cluster_id=cfg.server.cluster_id,
                 controller_id=min(live), topics=topics, error_code=0)
 

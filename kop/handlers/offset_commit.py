@@ -30,7 +30,7 @@ async def serve(ctx, request):
     resp = response_class(API_KEY)
     coordinator = ctx.coordinator
     group_error = ErrorCode.INVALID_GROUP_ID if not request.group_id else coordinator.check_commit(
-        request.group_id, request.generation_id_or_member_epoch, request.member_id,
+        ctx.group_key(request.group_id), request.generation_id_or_member_epoch, request.member_id,
         request.group_instance_id if ctx.version >= 7 else None)
     now = int(time.time() * 1000)
     errors: dict[tuple[str, int], int] = {}
@@ -50,7 +50,7 @@ async def serve(ctx, request):
                                                part.committed_leader_epoch if ctx.version >= 6 else -1)
     if commits:
         try:
-            await coordinator.commit(request.group_id, commits)
+            await coordinator.commit(ctx.group_key(request.group_id), commits)
             errors.update({key: ErrorCode.NONE for key in commits})
         except NotOwner:
             errors.update({key: ErrorCode.NOT_COORDINATOR for key in commits})  # moved to another gateway

@@ -30,9 +30,9 @@ def _subscribed_topics(group) -> set[str]:
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     coordinator = ctx.coordinator
-    if (error := coordinator.status(request.group_id)) != ErrorCode.NONE:
+    if (error := coordinator.status(ctx.group_key(request.group_id))) != ErrorCode.NONE:
         return error_response(request, error)
-    group = coordinator.groups.get(request.group_id)
+    group = coordinator.groups.get(ctx.group_key(request.group_id))
     if group is None:
         return error_response(request, ErrorCode.GROUP_ID_NOT_FOUND)
     subscribed = _subscribed_topics(group)
@@ -47,7 +47,7 @@ async def serve(ctx, request):
                 results[key] = ErrorCode.NONE
     if deletable:
         try:
-            await coordinator.delete_offsets(request.group_id, deletable)
+            await coordinator.delete_offsets(ctx.group_key(request.group_id), deletable)
         except NotOwner:
             return error_response(request, ErrorCode.NOT_COORDINATOR)
     return resp(error_code=0, throttle_time_ms=0, topics=[resp.OffsetDeleteResponseTopic(name=t.name, partitions=[

@@ -38,15 +38,15 @@ async def serve(ctx, request):
     if ctx.version >= 8:
         groups = []
         for g in request.groups:
-            error = coordinator.status(g.group_id)
-            rows = {} if error else _rows(coordinator, g.group_id, g.topics)
+            error = coordinator.status(ctx.group_key(g.group_id))
+            rows = {} if error else _rows(coordinator, ctx.group_key(g.group_id), g.topics)
             groups.append(resp.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
                 resp.OffsetFetchResponseGroup.OffsetFetchResponseTopics(name=t, partitions=[
                     resp.OffsetFetchResponseGroup.OffsetFetchResponseTopics.OffsetFetchResponsePartitions(
                         partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m, error_code=0)
                     for p, o, e, m in ps]) for t, ps in rows.items()]))
         return resp(throttle_time_ms=0, groups=groups)
-    error = coordinator.status(request.group_id)
+    error = coordinator.status(ctx.group_key(request.group_id))
     if error != ErrorCode.NONE:
         if ctx.version >= 2:  # a top-level error code exists from v2
             return error_response(request, error)
@@ -54,7 +54,7 @@ async def serve(ctx, request):
             name=t.name, partitions=[resp.OffsetFetchResponseTopic.OffsetFetchResponsePartition(
                 partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="", error_code=error)
                 for p in t.partition_indexes]) for t in request.topics or []])
-    rows = _rows(coordinator, request.group_id, request.topics)
+    rows = _rows(coordinator, ctx.group_key(request.group_id), request.topics)
     return resp(throttle_time_ms=0, error_code=0, topics=[resp.OffsetFetchResponseTopic(name=t, partitions=[
         resp.OffsetFetchResponseTopic.OffsetFetchResponsePartition(
             partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m, error_code=0)

@@ -53,10 +53,12 @@ def load_all() -> dict[int, Handler]:
     """Import every handler module (each registers itself)."""
     from . import (api_versions, create_topics, delete_groups, delete_topics, describe_groups, fetch,
                    find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
-                   list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group)
+                   list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sasl_authenticate,
+                   sasl_handshake, sync_group)
     for module in (api_versions, create_topics, delete_groups, delete_topics, describe_groups, fetch,
                    find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
-                   list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sync_group):
+                   list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sasl_authenticate,
+                   sasl_handshake, sync_group):
         entry = HANDLERS[module.API_KEY]
         if entry.error_response is None:
             HANDLERS[module.API_KEY] = replace(entry, error_response=module.error_response)

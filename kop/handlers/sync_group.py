@@ -16,13 +16,13 @@ API_KEY = 14
 @handler(API_KEY, 0, 5)
 async def serve(ctx, request):
     error, assignment = await ctx.coordinator.sync(
-        group_id=request.group_id, member_id=request.member_id,
+        group_id=ctx.group_key(request.group_id), member_id=request.member_id,
         group_instance_id=request.group_instance_id if ctx.version >= 3 else None,
         generation_id=request.generation_id,
         protocol_type=request.protocol_type if ctx.version >= 5 else None,
         protocol_name=request.protocol_name if ctx.version >= 5 else None,
         assignments={a.member_id: a.assignment for a in request.assignments})
-    group = ctx.coordinator.groups.get(request.group_id)
+    group = ctx.coordinator.groups.get(ctx.group_key(request.group_id))
     return response_class(API_KEY)(
         throttle_time_ms=0, error_code=error, assignment=assignment,
         protocol_type=group.protocol_type if group and error == ErrorCode.NONE else None,

@@ -3,8 +3,11 @@
 Message bodies come from kafka-python 3's ``kafka.protocol`` (pinned in pyproject.toml): one
 version-agnostic class per API, generated from Kafka's own JSON schemas, handling flexible versions,
 compact strings and tagged fields (unknown tags are skipped). kop wraps it here so nothing else
-imports it, and adds what a *server* needs and the library does not check: a body must be consumed
-exactly (a truncated or padded request is a protocol violation, not a silently shortened request).
+imports it, and adds what a *server* needs and the library does not check: a body must be complete
+(a truncated request is a protocol violation, not a silently shortened request). Bytes *after* a
+complete body are ignored, as Apache Kafka's broker ignores them: librdkafka 2.16 (confluent-kafka
+2.16.1) pads its "all topics" Metadata v13 request with three bytes (``01 00 00``), and a broker that
+refused them would refuse ``list_topics()``.
 
 Headers are parsed by hand: they are tiny, and parsing them without copying the frame keeps the
 record bytes of a Produce request where they are.
@@ -30,6 +33,9 @@ from kafka.protocol.metadata import (ApiVersionsRequest, ApiVersionsResponse, Fi
                                      FindCoordinatorResponse, MetadataRequest, MetadataResponse)
 from kafka.protocol.producer import (InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
                                      ProduceResponse)
+
+from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+                                 SaslHandshakeResponse)
 
 from .errors import ProtocolViolation
 
@@ -57,6 +63,8 @@ CODECS: dict[int, tuple[Any, Any]] = {
         (ListGroupsRequest, ListGroupsResponse),
         (DeleteGroupsRequest, DeleteGroupsResponse),
         (OffsetDeleteRequest, OffsetDeleteResponse),
+        (SaslHandshakeRequest, SaslHandshakeResponse),
+        (SaslAuthenticateRequest, SaslAuthenticateResponse),
     ]
 }
 
@@ -137,7 +145,7 @@ def decode_request(api_key: int, api_version: int, frame: bytes, offset: int) ->
         raise
     except Exception as exc:  # the generated decoder raises struct/Index/Unicode/Value errors
         raise ProtocolViolation(f"undecodable {cls.__name__} v{api_version}: {exc!r}") from exc
-    if end != len(frame):
+    if end > len(frame):
         raise ProtocolViolation(f"{cls.__name__} v{api_version}: body is {len(frame) - offset} bytes, "
                                 f"decoded {end - offset}")
     request._version = api_version

@@ -8,6 +8,11 @@ Memory is bounded per connection: a frame's size is checked before it is buffere
 at most ``max_inflight_requests`` requests are in progress (reading pauses beyond that); and when
 the client stops reading responses, the transport's write buffer fills, ``pause_writing`` fires and
 reading pauses too, so a slow reader cannot make kop queue responses without bound.
+
+SASL listeners (server/sasl_session.py): before authentication only ApiVersions, SaslHandshake
+and SaslAuthenticate are served, anything else closes the connection; after a v0 handshake the next
+frame is a raw SASL token, answered with a raw (length-prefixed) token; a failed authentication is
+answered and the connection then closed.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import struct
 from typing import Callable
 
 from ..protocol import messages
@@ -23,11 +29,16 @@ from ..protocol.framing import FrameDecoder
 
 log = logging.getLogger(__name__)
 
+SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 17, 36
+# What a SASL listener serves before authentication.
+_BEFORE_AUTH = frozenset({messages.API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY})
+
 
 class KafkaConnection(asyncio.Protocol):
     def __init__(self, *, handlers: dict, make_context: Callable, max_frame_size: int,
                  max_inflight: int, fallback_api_versions: Callable[[int], list[bytes]],
-                 on_close: Callable[["KafkaConnection"], None] | None = None) -> None:
+                 on_close: Callable[["KafkaConnection"], None] | None = None,
+                 make_session: Callable | None = None, listener=None) -> None:
         self._handlers = handlers
         self._make_context = make_context
         self._decoder = FrameDecoder(max_frame_size)
@@ -43,6 +54,9 @@ class KafkaConnection(asyncio.Protocol):
         self._flusher: asyncio.Task | None = None
         self._wakeup = asyncio.Event()
         self.requests_served = 0
+        self._make_session = make_session
+        self.listener = listener
+        self.session = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -50,6 +64,8 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if self._make_session is not None:
+            self.session = self._make_session(self._peer, transport)
         self._flusher = asyncio.ensure_future(self._flush_in_order())
 
     def data_received(self, data: bytes) -> None:
@@ -72,6 +88,8 @@ class KafkaConnection(asyncio.Protocol):
         self._wakeup.set()
         if self._flusher is not None:
             self._flusher.cancel()
+        if self.session is not None:
+            self.session.close()
         if self._on_close is not None:
             self._on_close(self)
 
@@ -86,7 +104,14 @@ class KafkaConnection(asyncio.Protocol):
     # -- requests --------------------------------------------------------------------------------
 
     def _dispatch(self, frame: bytes) -> None:
+        session = self.session
+        if session is not None and session.expects_raw_token:
+            self._pending.append(asyncio.ensure_future(self._raw_token(bytes(frame))))
+            self._update_reading()
+            return
         api_key, api_version, correlation_id = messages.peek_header(frame)
+        if session is not None and session.required and not session.authenticated and api_key not in _BEFORE_AUTH:
+            raise ProtocolViolation(f"API key {api_key} before SASL authentication")
         entry = self._handlers.get(api_key)
         if entry is None:
             raise ProtocolViolation(f"unknown or unserved API key {api_key} (version {api_version})")
@@ -98,7 +123,7 @@ class KafkaConnection(asyncio.Protocol):
                                     f"(serving {entry.min_version}-{entry.max_version})")
         header, offset = messages.parse_header(frame, messages.is_flexible(api_key, api_version))
         request = messages.decode_request(api_key, api_version, frame, offset)
-        ctx = self._make_context(header, self._peer)
+        ctx = self._make_context(header, self._peer, self.session, self.listener)
         task = asyncio.ensure_future(self._run(entry, ctx, request))
         self._pending.append(task)
         self._update_reading()
@@ -122,6 +147,16 @@ class KafkaConnection(asyncio.Protocol):
             return None
         return messages.encode_response(entry.api_key, ctx.version, ctx.header.correlation_id, response)
 
+    async def _raw_token(self, token: bytes) -> list[bytes]:
+        """The legacy (SaslHandshake v0) exchange: a bare token in, a length-prefixed token out."""
+        try:
+            error, _message, answer = await self.session.authenticate(token)
+        finally:
+            self._wakeup.set()
+        if error:
+            return []  # the connection is closed once this is flushed (session.failed)
+        return [struct.pack(">i", len(answer)) + answer]
+
     def _queue_ready(self, chunks: list[bytes]) -> None:
         future = asyncio.get_running_loop().create_future()
         future.set_result(chunks)
@@ -143,6 +178,9 @@ class KafkaConnection(asyncio.Protocol):
                 if chunks and self._transport is not None and not self._closed:
                     self._transport.writelines(chunks)
                 self.requests_served += 1
+                if self.session is not None and self.session.failed:
+                    self.abort("SASL authentication failed")  # after its answer was written
+                    return
             self._update_reading()
 
     def _update_reading(self) -> None:

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
                                   DeleteTopicsResponse)
 from kafka.protocol.consumer import FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse
@@ -285,6 +286,10 @@ def _group_request(api_key: int):
         return ListGroupsRequest(states_filter=[], types_filter=[])
     if api_key == 42:
         return DeleteGroupsRequest(groups_names=["g"])
+    if api_key == 17:
+        return SaslHandshakeRequest(mechanism="PLAIN")
+    if api_key == 36:
+        return SaslAuthenticateRequest(auth_bytes=b"\x00acme\x00token:t")
     if api_key == 47:
         D = OffsetDeleteRequest
         return D(group_id="g", topics=[D.OffsetDeleteRequestTopic(name="orders", partitions=[
@@ -382,15 +387,15 @@ def test_decode_request_null_client_id(api_key, version):
 
 
 @pytest.mark.parametrize("api_key, version", ALL_CASES)
-def test_body_one_byte_short_or_long_raises(api_key, version):
+def test_body_one_byte_short_raises_and_trailing_bytes_are_ignored(api_key, version):
     _, frame, _ = encode_request(api_key, version)
     _, pos = parse_header(frame, is_flexible(api_key, version))
     with pytest.raises(ProtocolViolation):
         decode_request(api_key, version, frame[:-1], pos)
-    with pytest.raises(ProtocolViolation):
-        decode_request(api_key, version, frame + b"\x00", pos)
-    with pytest.raises(ProtocolViolation):
-        decode_request(api_key, version, frame + b"\xff", pos)
+    expected = decode_request(api_key, version, frame, pos)
+    for padding in (b"\x00", b"\xff", b"\x01\x00\x00"):  # as Kafka: what follows a complete body is ignored
+        assert reencode(decode_request(api_key, version, frame + padding, pos), version) == \
+            reencode(expected, version)
 
 
 @pytest.mark.parametrize("api_key, version", ALL_CASES)
@@ -523,7 +528,7 @@ def test_is_flexible_matches_kafka_schemas():
 
 
 def test_codecs_cover_the_served_apis():
-    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 42, 47}
+    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 36, 42, 47}
     for api_key, (req, resp) in CODECS.items():
         assert req.API_KEY == resp.API_KEY == api_key
         assert req.is_request() and not resp.is_request()
@@ -553,7 +558,7 @@ def test_registry_serves_only_versions_the_codec_knows(registry):
 
 
 def test_registry_has_the_documented_apis(registry):
-    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 42, 47}
+    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 36, 42, 47}
     assert registry[0].advertised_min == 0  # Produce advertised from 0 (librdkafka compression)
     assert registry[18].min_version == 0
 
