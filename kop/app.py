@@ -26,6 +26,7 @@ from .mapping.placement import derive_node_id
 from .server.connection import KafkaConnection
 from .server.listeners import Listener, certificate_subject, listeners_of, server_ssl_context
 from .server.sasl_session import SaslSession
+from .server.scram_users import ScramUsers
 
 log = logging.getLogger("kop")
 
@@ -49,6 +50,7 @@ class Gateway:
         self.ownership: Ownership | None = None
         self.principals = PrincipalPool(self.backend, config.sasl.max_principals)
         self.mechanisms = [m.strip() for m in config.sasl.mechanisms.split(",") if m.strip()]
+        self.scram_users = ScramUsers(config.sasl.scram_credentials_file) if config.sasl.scram_credentials_file else None
 
     @property
     def server(self) -> asyncio.base_events.Server | None:
@@ -66,7 +68,8 @@ class Gateway:
                 log.info("%s connected to %s with client certificate %s", peer, listener.name, subject)
             return SaslSession(required=listener.sasl, mechanisms=self.mechanisms, pool=self.principals,
                                backend=self.backend, default_tenant=self.config.pulsar.tenant,
-                               default_namespace=self.config.pulsar.namespace, peer=peer)
+                               default_namespace=self.config.pulsar.namespace, peer=peer,
+                               scram_users=self.scram_users)
         return make
 
     def _protocol_for(self, listener: Listener):

@@ -1,6 +1,7 @@
 """The ``kop`` command.
 
     kop serve [--config FILE] [--listen HOST:PORT] [--pulsar-url URL] [--admin-url URL] ...
+    kop scram add USER --file FILE --tenant TENANT [--namespace NS] --token-file JWT_FILE  (password on stdin)
     kop --version
 """
 
@@ -17,6 +18,7 @@ EXAMPLES = """examples:
   kop serve                                   # 127.0.0.1:9092 -> pulsar://127.0.0.1:6650
   kop serve --config config/kop.example.toml
   KOP_TOPICS_ENTRY_FORMAT=kafka kop serve --listen 0.0.0.0:9092 --advertised-host 10.0.0.5
+  echo 'alice-secret' | kop scram add alice --file scram-users.json --tenant acme --token-file acme.jwt
 """
 
 
@@ -44,11 +46,40 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--namespace", help="Pulsar namespace of Kafka topics (pulsar.namespace)")
     serve.add_argument("--entry-format", choices=["pulsar", "kafka"], help="topics.entry_format")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    scram = sub.add_parser("scram", help="manage the SCRAM users kop keeps (sasl.scram_credentials_file)")
+    scram_sub = scram.add_subparsers(dest="scram_command", required=True)
+    add = scram_sub.add_parser("add", help="add or replace a user; the password is read from stdin")
+    add.add_argument("user")
+    add.add_argument("--file", required=True, help="the SCRAM users file (JSON, written with mode 0600)")
+    add.add_argument("--tenant", required=True, help="Pulsar tenant the user works in")
+    add.add_argument("--namespace", default="default", help="Pulsar namespace (default: default)")
+    add.add_argument("--token-file", required=True, help="file holding the Pulsar JWT kop uses for this user")
+    add.add_argument("--iterations", type=int, default=8192, help="PBKDF2 iterations (at least 4096)")
     return parser
+
+
+def _scram_add(args) -> int:
+    from .server.scram_users import add_user
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("kop scram add: give the password on stdin", file=sys.stderr)
+        return 2
+    try:
+        with open(args.token_file, encoding="utf-8") as fh:
+            token = fh.read().strip()
+        add_user(args.file, args.user, password, args.tenant, args.namespace, token, args.iterations)
+    except (OSError, ValueError) as exc:
+        print(f"kop scram add: {exc}", file=sys.stderr)
+        return 2
+    print(f"SCRAM-SHA-256 and SCRAM-SHA-512 credentials of {args.user!r} ({args.tenant}/{args.namespace}) "
+          f"written to {args.file}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "scram":
+        return _scram_add(args)
     overrides = {
         "server.listen_host": args.listen[0] if args.listen else None,
         "server.listen_port": args.listen[1] if args.listen else None,

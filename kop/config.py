@@ -122,6 +122,9 @@ class SaslConfig:
     mechanisms: str = "PLAIN,OAUTHBEARER"
     # Principals (distinct token, tenant, namespace) with a Pulsar client open at once.
     max_principals: int = 64
+    # SCRAM users (hashed credentials, tenant, namespace, Pulsar token), written by `kop scram add`;
+    # needed when mechanisms include SCRAM-SHA-256 or SCRAM-SHA-512.
+    scram_credentials_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def _validate(cfg: Config, problems: list[str]) -> None:
 SCRIPT_VARIABLES = frozenset({"KOP_CACHE", "KOP_RUN_DIR", "KOP_PULSAR_FRESH", "KOP_TOKENS_DIR", "KOP_SECURE",
                               "KOP_SECURE_WEB_PORT", "KOP_SECURE_BROKER_PORT", "KOP_PULSAR_ADMIN_TOKEN_FILE"})
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "OAUTHBEARER")
+SASL_MECHANISMS = ("PLAIN", "OAUTHBEARER", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def parse_listeners(text: str) -> list[tuple[str, str, int]]:
@@ -270,6 +273,8 @@ def _validate_security(cfg: Config, problems: list[str]) -> None:
     unknown = [m for m in mechanisms if m not in SASL_MECHANISMS]
     if unknown or not mechanisms:
         problems.append(f"sasl.mechanisms: {sasl.mechanisms!r}; supported: {', '.join(SASL_MECHANISMS)}")
+    if any(m.startswith("SCRAM-") for m in mechanisms) and not sasl.scram_credentials_file:
+        problems.append("sasl.scram_credentials_file is needed for the SCRAM mechanisms")
     if sasl.max_principals < 1:
         problems.append("sasl.max_principals must be at least 1")
 

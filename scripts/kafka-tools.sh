@@ -20,6 +20,8 @@
 #   kafka-delete-records.sh       org.apache.kafka.tools.DeleteRecordsCommand
 #   kafka-transactions.sh         org.apache.kafka.tools.TransactionsCommand
 #   kafka-broker-api-versions.sh  org.apache.kafka.tools.BrokerApiVersionsCommand
+#   kafka-configs.sh              kafka.admin.ConfigCommand (Scala, in kafka_2.13-4.1.2.jar: Kafka's core,
+#                                 which is also the broker: kafka.Kafka)
 # (the joptsimple tools, e.g. ConsoleProducer, print --help to stderr and exit 1: Kafka's behaviour.)
 #
 # The pom (generated in $KOP_CACHE/kafka-tools-4.1.2/pom.xml) copies the runtime dependencies of
@@ -45,7 +47,8 @@ cache=${KOP_CACHE:-$HOME/.cache/kop}
 dir="$cache/kafka-tools-$version"
 libs="$dir/libs"
 log4j_conf="$dir/log4j2-tools.properties"
-stamp="$libs/.complete"
+# The name says which artifact set was fetched: a cache of an older set is fetched again.
+stamp="$libs/.complete-tools-core"
 
 log() { printf '[kafka-tools.sh] %s\n' "$*" >&2; }
 
@@ -91,6 +94,12 @@ write_pom() {
     <dependency>
       <groupId>org.apache.kafka</groupId>
       <artifactId>kafka-clients</artifactId>
+      <version>$version</version>
+    </dependency>
+    <!-- Kafka's core: kafka-configs (kafka.admin.ConfigCommand) and the broker itself. -->
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
       <version>$version</version>
     </dependency>
     <dependency>

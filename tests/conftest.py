@@ -53,7 +53,7 @@ def gateway(gateways, entry_format):
 
 
 KAFKA_TOOLS = ROOT / "scripts" / "kafka-tools.sh"
-KAFKA_TOOLS_STAMP = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop")) / "kafka-tools-4.1.2" / "libs" / ".complete"
+KAFKA_TOOLS_STAMP = Path(os.environ.get("KOP_CACHE", Path.home() / ".cache" / "kop")) / "kafka-tools-4.1.2" / "libs" / ".complete-tools-core"
 
 
 @pytest.fixture(scope="module")

@@ -107,6 +107,26 @@ class PulsarAdmin:
                 out[int(index)] = list(partition_stats.get("publishers") or [])
         return out
 
+    async def update_partitions(self, topic: PulsarTopic, partitions: int) -> None:
+        """Grow a partitioned topic (Pulsar refuses to shrink one)."""
+        await self._call("POST", f"persistent/{topic.rest_path}/partitions", json=partitions)
+
+    # -- policies (topic level; namespace level for reading defaults) -----------------------------
+
+    async def topic_policy(self, topic: PulsarTopic, policy: str, applied: bool = False) -> Any:
+        """The topic's own value of ``policy`` (None when unset), or with ``applied`` the one in effect."""
+        return await self._call("GET", f"persistent/{topic.rest_path}/{policy}",
+                                params={"applied": "true"} if applied else None)
+
+    async def set_topic_policy(self, topic: PulsarTopic, policy: str, value: Any) -> None:
+        await self._call("POST", f"persistent/{topic.rest_path}/{policy}", json=value)
+
+    async def remove_topic_policy(self, topic: PulsarTopic, policy: str) -> None:
+        await self._call("DELETE", f"persistent/{topic.rest_path}/{policy}")
+
+    async def namespace_policy(self, ns: Namespace, policy: str) -> Any:
+        return await self._call("GET", f"namespaces/{ns.path}/{policy}")
+
     async def list_partitioned_topics(self, ns: Namespace) -> list[str]:
         return list(await self._call("GET", f"persistent/{ns.path}/partitioned"))
 

@@ -21,6 +21,7 @@ from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
 from ..protocol.errors import ErrorCode, KafkaError
 from . import admin as admin_api
+from . import policies
 from .idempotence import ProducerTable
 from .reader import PartitionReader, ReadFailed, message_offset
 from .plumbing import call_async, producer_conf, pulsar_client, reader_conf
@@ -92,6 +93,7 @@ class PulsarBackend:
         self._readers: dict[str, list[PartitionReader]] = {}
         self._janitor: asyncio.Task | None = None
         self._pid_producer: PartitionWriter | None = None
+        self._broker_settings: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class PulsarBackend:
         if self.parent is not None:  # the checks below were made by kop's own backend
             self._janitor = asyncio.create_task(self._close_idle_readers())
             return
-        runtime = await self.admin.runtime_configuration()
+        runtime = self._broker_settings = await self.admin.runtime_configuration()
         max_entries = int(runtime.get("managedLedgerMaxEntriesPerLedger", "50000"))
         offsets.check_max_entries_per_ledger(max_entries)
         await self.admin.ensure_namespace(self.system_namespace)
@@ -116,6 +118,11 @@ class PulsarBackend:
                 await reader.close()
         await self.admin.close()
         await asyncio.get_running_loop().run_in_executor(None, self.client.close)
+
+    def broker_settings(self) -> dict[str, str]:
+        """Pulsar's runtime configuration as read at start by kop's own client (a principal's role
+        may not read it)."""
+        return self.parent.broker_settings() if self.parent is not None else self._broker_settings
 
     # -- topics ---------------------------------------------------------------------------------
 
@@ -155,6 +162,29 @@ class PulsarBackend:
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         self._partitions.pop(topic, None)
+
+    async def create_partitions(self, topic: str, partitions: int) -> None:
+        try:
+            await self.admin.update_partitions(self.partitioned(topic), partitions)
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        self._partitions[topic] = (time.monotonic(), partitions)
+
+    async def topic_configs(self, topic: str) -> dict[str, policies.ConfigEntry]:
+        try:
+            return await policies.describe(self, self.partitioned(topic))
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+
+    async def alter_topic_configs(self, topic: str, values: dict[str, object], reset: set[str]) -> None:
+        try:
+            await policies.apply(self, self.partitioned(topic), values, reset)
+        except admin_api.AdminError as exc:
+            if exc.status in (400, 412):  # Pulsar's own rules, e.g. retention size above the backlog quota
+                raise KafkaError(ErrorCode.INVALID_CONFIG, f"Pulsar refused the policy: {exc}") from exc
+            raise kafka_error_of(exc) from exc
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
 
     async def list_topics(self) -> dict[str, int]:
         try:

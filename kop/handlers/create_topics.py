@@ -5,18 +5,26 @@ Creates each topic as a Pulsar partitioned topic in the configured namespace. ``
 (Pulsar's namespace policies decide replication; kop reports 1). ``validate_only`` checks without
 creating.
 
-Deviations from Kafka (basic for now): explicit replica assignments are refused with
-INVALID_REPLICA_ASSIGNMENT; topic configs are refused with INVALID_CONFIG rather than silently
-ignored (mapping them onto Pulsar policies comes with the admin-API work); no topic ids.
+Topic configs: retention.ms, retention.bytes, max.message.bytes and cleanup.policy become the new
+topic's Pulsar policies (mapping/topic_configs.py); any other config, or a bad value, fails the topic
+with INVALID_CONFIG naming it (checked before anything is created). If Pulsar refuses a policy the
+topic is deleted again, so a topic never exists without the configs it was created with.
+
+Deviations from Kafka: explicit replica assignments are refused with INVALID_REPLICA_ASSIGNMENT;
+no topic ids.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
+from .topic_admin import parse_all
+
+log = logging.getLogger(__name__)
 
 API_KEY = 19
 
@@ -48,16 +56,26 @@ async def _create(ctx, topic, partitions: int, validate_only: bool) -> tuple[int
         return ErrorCode.INVALID_REPLICATION_FACTOR, f"replication_factor {topic.replication_factor}"
     if topic.assignments:
         return ErrorCode.INVALID_REPLICA_ASSIGNMENT, "replica assignments are decided by Pulsar"
-    if topic.configs:
-        names = ", ".join(c.name for c in topic.configs)
-        return ErrorCode.INVALID_CONFIG, f"topic configs are not supported yet: {names}"
+    values, problem = parse_all((c.name, c.value) for c in topic.configs or [])
+    if problem:
+        return ErrorCode.INVALID_CONFIG, problem
     try:
         if await ctx.backend.partition_count(topic.name, fresh=True) > 0:
             return ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} already exists"
-        if not validate_only:
-            await ctx.backend.create_topic(topic.name, partitions)
+        if validate_only:
+            return ErrorCode.NONE, ""
+        await ctx.backend.create_topic(topic.name, partitions)
     except KafkaError as exc:
         return exc.code, exc.message
+    if values:
+        try:
+            await ctx.backend.alter_topic_configs(topic.name, values, set())
+        except KafkaError as exc:
+            try:
+                await ctx.backend.delete_topic(topic.name)
+            except KafkaError:
+                log.warning("topic %s: its configs were refused (%s) and deleting it failed", topic.name, exc)
+            return exc.code, f"Pulsar refused the topic's configs: {exc.message}"
     return ErrorCode.NONE, ""
 
 

@@ -7,6 +7,8 @@ API or version that kop would then refuse.
 
 from __future__ import annotations
 
+import importlib
+
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
@@ -49,16 +51,18 @@ def response_class(api_key: int) -> Any:
     return CODECS[api_key][1]
 
 
+# Every handler module; each registers itself when imported.
+MODULES = ("alter_configs", "api_versions", "create_partitions", "create_topics", "delete_groups",
+           "delete_topics", "describe_cluster", "describe_configs", "describe_groups", "fetch",
+           "find_coordinator", "heartbeat", "incremental_alter_configs", "init_producer_id", "join_group",
+           "leave_group", "list_groups", "list_offsets", "metadata", "offset_commit", "offset_delete",
+           "offset_fetch", "produce", "sasl_authenticate", "sasl_handshake", "sync_group")
+
+
 def load_all() -> dict[int, Handler]:
     """Import every handler module (each registers itself)."""
-    from . import (api_versions, create_topics, delete_groups, delete_topics, describe_groups, fetch,
-                   find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
-                   list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sasl_authenticate,
-                   sasl_handshake, sync_group)
-    for module in (api_versions, create_topics, delete_groups, delete_topics, describe_groups, fetch,
-                   find_coordinator, heartbeat, init_producer_id, join_group, leave_group, list_groups,
-                   list_offsets, metadata, offset_commit, offset_delete, offset_fetch, produce, sasl_authenticate,
-                   sasl_handshake, sync_group):
+    for name in MODULES:
+        module = importlib.import_module(f"{__package__}.{name}")
         entry = HANDLERS[module.API_KEY]
         if entry.error_response is None:
             HANDLERS[module.API_KEY] = replace(entry, error_response=module.error_response)

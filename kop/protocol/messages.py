@@ -19,7 +19,10 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
+from kafka.protocol.admin import (AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest,
+                                  CreatePartitionsResponse, DescribeClusterRequest, DescribeClusterResponse,
+                                  DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+                                  IncrementalAlterConfigsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
                                   DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
                                   DescribeGroupsRequest, DescribeGroupsResponse, ListGroupsRequest,
                                   ListGroupsResponse)
@@ -65,6 +68,11 @@ CODECS: dict[int, tuple[Any, Any]] = {
         (OffsetDeleteRequest, OffsetDeleteResponse),
         (SaslHandshakeRequest, SaslHandshakeResponse),
         (SaslAuthenticateRequest, SaslAuthenticateResponse),
+        (CreatePartitionsRequest, CreatePartitionsResponse),
+        (DescribeConfigsRequest, DescribeConfigsResponse),
+        (AlterConfigsRequest, AlterConfigsResponse),
+        (IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse),
+        (DescribeClusterRequest, DescribeClusterResponse),
     ]
 }
 

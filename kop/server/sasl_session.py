@@ -14,6 +14,8 @@ States (Kafka's, KIP-43 and KIP-152):
   new credentials must name the same tenant and namespace (Kafka: the same principal). kop does not
   ask for it (``session_lifetime_ms`` 0: the Pulsar token's own expiry governs, enforced by Pulsar).
 - On a listener without SASL, SaslHandshake is answered ILLEGAL_SASL_STATE.
+- SCRAM-SHA-256/512 (protocol/scram.py) take two SaslAuthenticate rounds (or two raw tokens); the
+  user's tenant, namespace and Pulsar token come from kop's SCRAM users file (server/scram_users.py).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import logging
 from ..backend.principals import AuthenticationFailed, PrincipalPool
 from ..protocol.errors import ErrorCode
 from ..protocol.sasl import Credentials, parse_oauthbearer, parse_plain
+from ..protocol.scram import ScramError, ScramServer
 
 log = logging.getLogger(__name__)
 
 
 class SaslSession:
     def __init__(self, *, required: bool, mechanisms: list[str], pool: PrincipalPool | None, backend,
-                 default_tenant: str, default_namespace: str, peer: str = "?") -> None:
+                 default_tenant: str, default_namespace: str, peer: str = "?", scram_users=None) -> None:
         self.required = required
         self.mechanisms = mechanisms
         self._pool = pool
@@ -41,6 +44,8 @@ class SaslSession:
         self.mechanism: str | None = None
         self.legacy = False
         self.failed = False
+        self._users = scram_users
+        self._scram: ScramServer | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -68,17 +73,31 @@ class SaslSession:
         return ErrorCode.NONE
 
     async def authenticate(self, token: bytes) -> tuple[ErrorCode, str | None, bytes]:
-        """(error, message for the client, server token). On failure the caller closes the connection."""
+        """(error, message for the client, server token). On failure the caller closes the connection.
+        PLAIN and OAUTHBEARER take one round; SCRAM two (the mechanism stays chosen in between)."""
         if self.mechanism is None or self.failed:
             return ErrorCode.ILLEGAL_SASL_STATE, "SaslAuthenticate before SaslHandshake", b""
-        mechanism, self.mechanism = self.mechanism, None
+        mechanism = self.mechanism
+        answer = b""
         try:
             if mechanism == "PLAIN":
                 credentials = parse_plain(token, self._default_namespace)
-            else:
+            elif mechanism == "OAUTHBEARER":
                 credentials = parse_oauthbearer(token, self._default_tenant, self._default_namespace)
-        except ValueError as exc:
-            return self._fail(f"malformed {mechanism} message: {exc}")
+            elif self._scram is None:  # SCRAM, first round
+                if self._users is None:
+                    return self._fail("SCRAM is not configured on this gateway")
+                self._scram = ScramServer(mechanism, lambda name: self._users.credential(mechanism, name))
+                return ErrorCode.NONE, None, self._scram.first(token)
+            else:  # SCRAM, second round
+                answer = self._scram.final(token)
+                user = self._users.user(self._scram.user)
+                if user is None:
+                    return self._fail(f"SCRAM user {self._scram.user!r} was removed meanwhile")
+                credentials = Credentials(user.tenant, user.namespace, user.pulsar_token, user.name)
+        except (ValueError, ScramError) as exc:
+            return self._fail(f"{mechanism}: {exc}")
+        self.mechanism, self._scram = None, None
         previous = self.principal
         if previous is not None and (previous.tenant, previous.namespace) != (credentials.tenant, credentials.namespace):
             return self._fail(f"re-authentication as {credentials.tenant}/{credentials.namespace} "
@@ -95,7 +114,7 @@ class SaslSession:
         self.principal, self.backend = credentials, backend
         log.info("%s authenticated as %s (%s, Pulsar namespace %s/%s)%s", self.peer, credentials.user, mechanism,
                  credentials.tenant, credentials.namespace, " again" if previous else "")
-        return ErrorCode.NONE, None, b""
+        return ErrorCode.NONE, None, answer
 
     def _fail(self, reason: str) -> tuple[ErrorCode, str, bytes]:
         self.failed = True

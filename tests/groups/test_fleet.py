@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from group_client_members import (ConfluentMember, KafkaPythonMember, Tally, committed, create_topic,
@@ -71,6 +71,21 @@ def group_held_by(gw, prefix: str) -> str:
             return group
 
 
+def committed_now(bootstrap: str, group: str, topic: str, partitions: int, timeout: float = 30) -> dict[int, int]:
+    """committed(), retried while the new coordinator is still loading (a retriable error
+    confluent-kafka's AdminClient hands back instead of retrying)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return committed(bootstrap, group, topic, partitions)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() and exc.args[0].code() not in (
+                    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.NOT_COORDINATOR,
+                    KafkaError.COORDINATOR_NOT_AVAILABLE) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def commit_simple(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
     """Commits without joining (assign + commit), as tools and stream processors do."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
@@ -115,7 +130,7 @@ def test_joining_gateway_takes_groups_over(gateways):
     moved = [g for g in groups if holders()[partition_for(g, OFFSETS_PARTITIONS)] == [node(b)]]
     for group, offsets in groups.items():
         for gw in (a, b):
-            assert committed(gw.bootstrap, group, topic, 3) == offsets, (group, gw.bootstrap)
+            assert committed_now(gw.bootstrap, group, topic, 3) == offsets, (group, gw.bootstrap)
     log = b.log()
     assert "coordinating __offsets partition" in log
     assert moved or not any(place(offsets_partition_key(p), [node(a), node(b)]) == node(b)
@@ -149,9 +164,9 @@ def test_coordinator_killed_group_continues(gateways):
         killed_at = time.monotonic()
         assert wait_until(lambda: holders()[partition_for(group, OFFSETS_PARTITIONS)] == [node(b)], 30), holders()
         took_over_s = time.monotonic() - killed_at
-        after = committed(b.bootstrap, group, topic, partitions)
+        after = committed_now(b.bootstrap, group, topic, partitions)
         assert all(after[p] >= before[p] for p in range(partitions)), (before, after)
-        assert committed(b.bootstrap, exact, topic, partitions) == exact_offsets
+        assert committed_now(b.bootstrap, exact, topic, partitions) == exact_offsets
         assert wait_until(lambda: tally.have_all(wanted), 120), \
             f"{len(set(wanted) - set(tally.snapshot()))} records never consumed"
         for m in members:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -26,7 +28,7 @@ from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateRespon
                                  SaslHandshakeResponse)
 
 from conftest import ADMIN_URL
-from support import RawClient, admin, raw_request, read_frame, unique
+from support import ROOT, RawClient, admin, raw_request, read_frame, unique
 
 pytestmark = [pytest.mark.pulsar, pytest.mark.timeout(240)]
 SASL_AUTHENTICATION_FAILED, ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM = 58, 34, 33
@@ -280,3 +282,37 @@ def test_groups_are_per_tenant(secure, secure_gateways):
     # Without SASL (the default namespace) neither group exists.
     plain = AdminClient({"bootstrap.servers": sg.plain}).list_consumer_groups().result(30).valid
     assert group not in [g.group_id for g in plain]
+
+
+def test_scram_users_kept_by_kop(secure, secure_gateways, tmp_path):
+    users = tmp_path / "scram-users.json"
+    token_file = tmp_path / "acme.jwt"
+    token_file.write_text(secure.tokens["acme"])
+    add = subprocess.run([sys.executable, "-m", "kop.cli", "scram", "add", "alice", "--file", str(users),
+                          "--tenant", "acme", "--token-file", str(token_file)], input=b"alice-secret\n",
+                         capture_output=True, cwd=ROOT)
+    assert add.returncode == 0, add.stderr
+    stored = users.read_text()
+    assert "alice-secret" not in stored and secure.tokens["acme"] in stored
+    assert oct(users.stat().st_mode & 0o777) == "0o600"
+    sg = secure_gateways(env={"KOP_SASL_MECHANISMS": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+                              "KOP_SASL_SCRAM_CREDENTIALS_FILE": str(users)})
+    topic = unique("scram")
+    conf = {"bootstrap.servers": sg.sasl_ssl, "security.protocol": "SASL_SSL", "ssl.ca.location": secure.ca,
+            "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "alice-secret"}
+    produce(conf, topic, [b"s%d" % i for i in range(30)])
+    status, _ = admin(f"persistent/acme/default/{topic}/partitions", url=ADMIN_URL, token=secure.tokens["admin"])
+    assert status == 200
+    consumer = KafkaConsumer(topic, group_id=unique("scram"), auto_offset_reset="earliest", consumer_timeout_ms=20_000,
+                             bootstrap_servers=sg.sasl, security_protocol="SASL_PLAINTEXT",
+                             sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
+                             sasl_plain_password="alice-secret")
+    got = [m.value for _, m in zip(range(30), consumer)]
+    consumer.close()
+    assert got == [b"s%d" % i for i in range(30)]
+    errors = []
+    producer = Producer({**conf, "sasl.password": "wrong", "error_cb": lambda e: errors.append(e)})
+    producer.produce(topic, b"x")
+    producer.flush(10)
+    assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
+    assert "SCRAM-SHA-512: invalid credentials" in sg.gw.log()

@@ -10,6 +10,8 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kafka.protocol.admin import (AlterConfigsRequest, CreatePartitionsRequest, DescribeClusterRequest,
+                                  DescribeConfigsRequest, IncrementalAlterConfigsRequest)
 from kafka.protocol.sasl import SaslAuthenticateRequest, SaslHandshakeRequest
 from kafka.protocol.admin import (CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
                                   DeleteTopicsResponse)
@@ -290,6 +292,27 @@ def _group_request(api_key: int):
         return SaslHandshakeRequest(mechanism="PLAIN")
     if api_key == 36:
         return SaslAuthenticateRequest(auth_bytes=b"\x00acme\x00token:t")
+    if api_key == 32:
+        D = DescribeConfigsRequest
+        return D(resources=[D.DescribeConfigsResource(resource_type=2, resource_name="orders",
+                                                      configuration_keys=["retention.ms"])],
+                 include_synonyms=True, include_documentation=True)
+    if api_key == 33:
+        A = AlterConfigsRequest
+        return A(resources=[A.AlterConfigsResource(resource_type=2, resource_name="orders", configs=[
+            A.AlterConfigsResource.AlterableConfig(name="retention.ms", value="60000")])], validate_only=False)
+    if api_key == 37:
+        C = CreatePartitionsRequest
+        return C(topics=[C.CreatePartitionsTopic(name="orders", count=4, assignments=None)], timeout_ms=1000,
+                 validate_only=False)
+    if api_key == 44:
+        I = IncrementalAlterConfigsRequest  # noqa: E741
+        return I(resources=[I.AlterConfigsResource(resource_type=2, resource_name="orders", configs=[
+            I.AlterConfigsResource.AlterableConfig(name="cleanup.policy", config_operation=2, value="compact")])],
+            validate_only=True)
+    if api_key == 60:
+        return DescribeClusterRequest(include_cluster_authorized_operations=False, endpoint_type=1,
+                                      include_fenced_brokers=False)
     if api_key == 47:
         D = OffsetDeleteRequest
         return D(group_id="g", topics=[D.OffsetDeleteRequestTopic(name="orders", partitions=[
@@ -528,7 +551,7 @@ def test_is_flexible_matches_kafka_schemas():
 
 
 def test_codecs_cover_the_served_apis():
-    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 36, 42, 47}
+    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 32, 33, 36, 37, 42, 44, 47, 60}
     for api_key, (req, resp) in CODECS.items():
         assert req.API_KEY == resp.API_KEY == api_key
         assert req.is_request() and not resp.is_request()
@@ -558,7 +581,7 @@ def test_registry_serves_only_versions_the_codec_knows(registry):
 
 
 def test_registry_has_the_documented_apis(registry):
-    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 36, 42, 47}
+    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 32, 33, 36, 37, 42, 44, 47, 60}
     assert registry[0].advertised_min == 0  # Produce advertised from 0 (librdkafka compression)
     assert registry[18].min_version == 0
 
@@ -601,3 +624,13 @@ def test_api_versions_fallback_response(registry):
 
 def test_messages_module_exports():
     assert messages.API_VERSIONS_KEY == 18
+
+
+@pytest.mark.parametrize("api_key, version", ALL_CASES)
+def test_every_error_response_encodes(api_key, version, registry):
+    """Each handler's error_response must encode at every served version (a response that fails to
+    encode closes the client's connection)."""
+    request = make_request(api_key)
+    response = registry[api_key].error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+    if response is not None:
+        assert b"".join(encode_response(api_key, version, 1, response))

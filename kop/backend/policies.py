@@ -1,0 +1,99 @@
+"""Kafka topic configs read from and written to Pulsar topic policies (the mapping: mapping/topic_configs.py).
+
+Pulsar keeps a policy at three levels: the topic (what Kafka's per-topic configs become), the
+namespace, and the broker's defaults. DescribeConfigs reports a config as TOPIC_CONFIG when the topic
+has its own policy, else as DEFAULT_CONFIG with the value in effect (Pulsar's ``?applied=true``,
+and the broker's ``maxMessageSize`` when no level sets one). Topic policies are Pulsar's
+``topicLevelPoliciesEnabled`` feature (on by default since Pulsar 3); they take effect
+asynchronously, within about a second.
+
+REST calls (``{t}`` = ``persistent/<tenant>/<ns>/<topic>``, the partitioned topic):
+``GET|POST|DELETE {t}/retention`` ({"retentionTimeInMinutes", "retentionSizeInMB"}),
+``{t}/maxMessageSize`` (bytes), ``{t}/compactionThreshold`` (bytes; 0 disables compaction), and
+``GET namespaces/<tenant>/<ns>/retention`` for the namespace level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..mapping import topic_configs as tc
+from ..mapping.topics import PulsarTopic
+from . import admin as admin_api
+
+TOPIC_CONFIG, DEFAULT_CONFIG = 1, 5  # Kafka's ConfigSource ids
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    name: str
+    value: str
+    source: int
+
+    @property
+    def is_default(self) -> bool:
+        return self.source == DEFAULT_CONFIG
+
+
+async def _get(admin: admin_api.PulsarAdmin, topic: PulsarTopic, policy: str, applied: bool = False):
+    return await admin.topic_policy(topic, policy, applied)
+
+
+async def describe(backend, topic: PulsarTopic) -> dict[str, ConfigEntry]:
+    admin = backend.admin
+    retention = await _get(admin, topic, "retention")
+    applied_retention = await _get(admin, topic, "retention", applied=True)
+    ms, size = tc.retention_from_pulsar(retention or applied_retention or _broker_retention(backend))
+    source = TOPIC_CONFIG if retention else DEFAULT_CONFIG
+    out = {"retention.ms": ConfigEntry("retention.ms", str(ms), source),
+           "retention.bytes": ConfigEntry("retention.bytes", str(size), source)}
+    own = await _get(admin, topic, "maxMessageSize")
+    applied = own if own is not None else await _get(admin, topic, "maxMessageSize", applied=True)
+    if applied is None:
+        applied = int(backend.broker_settings().get("maxMessageSize", 5 * 1024 * 1024))
+    out["max.message.bytes"] = ConfigEntry("max.message.bytes", str(applied),
+                                           TOPIC_CONFIG if own is not None else DEFAULT_CONFIG)
+    own = await _get(admin, topic, "compactionThreshold")
+    applied = own if own is not None else await _get(admin, topic, "compactionThreshold", applied=True)
+    out["cleanup.policy"] = ConfigEntry("cleanup.policy", tc.cleanup_policy_of(applied),
+                                        TOPIC_CONFIG if own is not None else DEFAULT_CONFIG)
+    return out
+
+
+def _broker_retention(backend) -> dict:
+    s = backend.broker_settings()
+    return {"retentionTimeInMinutes": int(s.get("defaultRetentionTimeInMinutes", 0)),
+            "retentionSizeInMB": int(s.get("defaultRetentionSizeInMB", 0))}
+
+
+async def apply(backend, topic: PulsarTopic, values: dict[str, object], reset: set[str]) -> None:
+    """Set ``values`` (parsed by topic_configs.parse) and return ``reset`` to their defaults."""
+    admin = backend.admin
+    if {"retention.ms", "retention.bytes"} & (set(values) | reset):
+        current = await _get(admin, topic, "retention")
+        explicit: dict[str, int | None] = {}
+        for name, index in (("retention.ms", 0), ("retention.bytes", 1)):
+            if name in values:
+                explicit[name] = int(values[name])
+            elif name in reset or not current:
+                explicit[name] = None
+            else:
+                explicit[name] = tc.retention_from_pulsar(current)[index]
+        if explicit["retention.ms"] is None and explicit["retention.bytes"] is None:
+            if current:
+                await admin.remove_topic_policy(topic, "retention")
+        else:
+            ns_policy = await admin.namespace_policy(topic.namespace, "retention")
+            fallback = tc.retention_from_pulsar(ns_policy or _broker_retention(backend))
+            ms = explicit["retention.ms"] if explicit["retention.ms"] is not None else fallback[0]
+            size = explicit["retention.bytes"] if explicit["retention.bytes"] is not None else fallback[1]
+            await admin.set_topic_policy(topic, "retention", tc.retention_to_pulsar(ms, size))
+    if "max.message.bytes" in values:
+        await admin.set_topic_policy(topic, "maxMessageSize", int(values["max.message.bytes"]))
+    elif "max.message.bytes" in reset:
+        await admin.remove_topic_policy(topic, "maxMessageSize")
+    if "cleanup.policy" in values:
+        threshold = tc.COMPACTION_THRESHOLD_BYTES if "compact" in values["cleanup.policy"] else 0
+        await admin.set_topic_policy(topic, "compactionThreshold", threshold)
+    elif "cleanup.policy" in reset:
+        await admin.remove_topic_policy(topic, "compactionThreshold")
