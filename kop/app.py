@@ -24,7 +24,7 @@ from .handlers.context import RequestContext
 from .handlers.registry import load_all
 from .mapping.placement import derive_node_id
 from .server.connection import KafkaConnection
-from .server.listeners import Listener, certificate_subject, listeners_of, server_ssl_context
+from .server.listeners import Listener, TlsServer, certificate_subject, listeners_of, server_ssl_context
 from .server.sasl_session import SaslSession
 from .server.scram_users import ScramUsers
 
@@ -46,6 +46,7 @@ class Gateway:
         self.connections: set[KafkaConnection] = set()
         self.listeners = listeners_of(config)
         self.servers: list[asyncio.base_events.Server] = []
+        self._ssl_context = None
         self.fleet: Fleet | None = None
         self.ownership: Ownership | None = None
         self.principals = PrincipalPool(self.backend, config.sasl.max_principals)
@@ -81,20 +82,20 @@ class Gateway:
                                    max_inflight=self.config.server.max_inflight_requests,
                                    fallback_api_versions=api_versions.fallback_response,
                                    on_close=self.connections.discard, make_session=make_session,
-                                   listener=listener)
-            self.connections.add(conn)
+                                   listener=listener, on_open=self.connections.add)
             return conn
         return protocol
 
     async def _bind(self) -> list[tuple[Listener, int]]:
         loop = asyncio.get_running_loop()
-        context = server_ssl_context(self.config) if any(li.tls for li in self.listeners) else None
+        self._ssl_context = server_ssl_context(self.config) if any(li.tls for li in self.listeners) else None
         bound = []
         for listener in self.listeners:
-            server = await loop.create_server(
-                self._protocol_for(listener), listener.host, listener.port, reuse_address=True, backlog=1024,
-                start_serving=False, ssl=context if listener.tls else None,
-                ssl_handshake_timeout=10 if listener.tls else None)
+            if listener.tls:
+                server = TlsServer(self._protocol_for(listener), listener.host, listener.port, self._ssl_context)
+            else:
+                server = await loop.create_server(self._protocol_for(listener), listener.host, listener.port,
+                                                  reuse_address=True, backlog=1024, start_serving=False)
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             self.listeners[self.listeners.index(listener)] = listener = replace(

@@ -13,7 +13,8 @@ the partitioned topics of the namespace:
 - 401: Pulsar does not accept the token -> the SASL exchange fails (SASL_AUTHENTICATION_FAILED);
 - 404: no such tenant or namespace -> fails too (the reason is logged and told to the client);
 - 403: the token is valid but its role may not list that namespace -> authenticated; every
-  operation on its topics will be refused by Pulsar (TOPIC_AUTHORIZATION_FAILED): Kafka's order,
+  operation on its topics will be refused by Pulsar (TOPIC_AUTHORIZATION_FAILED), and its consumer-
+  group requests by kop (GROUP_AUTHORIZATION_FAILED, handlers/registry.py): Kafka's order,
   authentication first, authorization per resource;
 - 200: authenticated.
 
@@ -87,7 +88,9 @@ class PrincipalPool:
         except admin_api.Denied as exc:
             if exc.status == 401:
                 raise AuthenticationFailed("Pulsar did not accept the token") from exc
-            log.info("principal for %s: token accepted, but its role may not list the namespace (%s)", ns.path, exc)
+            log.info("principal for %s: token accepted, but its role may not list the namespace (%s); its "
+                     "consumer-group requests get GROUP_AUTHORIZATION_FAILED", ns.path, exc)
+            backend.namespace_authorized = False
         except admin_api.NotFound as exc:
             raise AuthenticationFailed(f"namespace {ns.path} does not exist in Pulsar") from exc
         except admin_api.AdminError as exc:

@@ -77,6 +77,8 @@ class PulsarBackend:
         self.config = config
         # A principal's backend (principals.py) has a parent: kop's own, which owns the system namespace.
         self.parent = parent
+        # False when Pulsar refused this backend's token on its namespace (principals.py).
+        self.namespace_authorized = True
         self.namespace = Namespace(config.pulsar.tenant, config.pulsar.namespace)
         self.system_namespace = Namespace(*config.pulsar.system_namespace.split("/", 1))
         self.entry_format = config.topics.entry_format

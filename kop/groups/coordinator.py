@@ -23,6 +23,7 @@ import time
 import uuid
 from ..protocol.errors import ErrorCode
 from .custody import Custody, JoinResult  # noqa: F401 (JoinResult is part of this API)
+from .scope import display
 from .state import Group, GroupState, Member
 from .store import CommittedOffset
 
@@ -136,7 +137,7 @@ class GroupCoordinator(Custody):
         still_supported = group.protocol_name in {name for name, _ in protocols}
         member.protocols = list(protocols)
         if group.state is GroupState.STABLE and still_supported:
-            log.info("group %s: static member %s is back as %s; no rebalance", group.group_id, instance_id, new_id)
+            log.info("group %s: static member %s is back as %s; no rebalance", display(group.group_id), instance_id, new_id)
             asyncio.ensure_future(self._persist_group(group))
             result = self._join_result(group, new_id)
             if group.leader_id == new_id:
@@ -168,7 +169,7 @@ class GroupCoordinator(Custody):
                     waiter.set_result((ErrorCode.REBALANCE_IN_PROGRESS, b""))
         group.transition(GroupState.PREPARING_REBALANCE)
         group.rebalance_started = time.monotonic()
-        log.info("group %s: rebalancing (%s), generation %d", group.group_id, reason, group.generation_id)
+        log.info("group %s: rebalancing (%s), generation %d", display(group.group_id), reason, group.generation_id)
         task = self._rebalances.pop(group.group_id, None)
         if task is not None:
             task.cancel()
@@ -207,7 +208,7 @@ class GroupCoordinator(Custody):
             waiter = self._join_waiters.pop((group.group_id, member.member_id), None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))
-        log.info("group %s: generation %d with %d members, protocol %s, leader %s", group.group_id,
+        log.info("group %s: generation %d with %d members, protocol %s, leader %s", display(group.group_id),
                  group.generation_id, len(group.members), group.protocol_name, group.leader_id)
         now = time.monotonic()
         for member in group.members.values():
@@ -248,7 +249,7 @@ class GroupCoordinator(Custody):
             try:
                 await self._persist_group(group, raise_errors=True)
             except Exception as exc:
-                log.warning("group %s: storing the assignment failed: %r", group_id, exc)
+                log.warning("group %s: storing the assignment failed: %r", display(group_id), exc)
                 self._prepare_rebalance(group, "the assignment could not be stored")
                 return ErrorCode.COORDINATOR_NOT_AVAILABLE, b""
             if group.state is GroupState.COMPLETING_REBALANCE:
@@ -329,7 +330,7 @@ class GroupCoordinator(Custody):
                            if (group.group_id, m.member_id) not in self._join_waiters
                            and now - m.last_seen > m.session_timeout_ms / 1000]
                 for member_id in expired:
-                    log.info("group %s: member %s expired (no heartbeat)", group.group_id, member_id)
+                    log.info("group %s: member %s expired (no heartbeat)", display(group.group_id), member_id)
                     self._drop_member(group, member_id)
                 if expired:
                     self._after_departure(group, "session timeout")

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 
 from ..protocol.errors import ErrorCode
+from .scope import display
 from .state import Group, GroupState, Member
 from .store import CommittedOffset, GroupRecord, MemberRecord, NotOwner
 
@@ -220,7 +221,7 @@ class Custody:
         except Exception:
             if raise_errors:
                 raise
-            log.warning("group %s: storing its metadata failed", group.group_id, exc_info=True)
+            log.warning("group %s: storing its metadata failed", display(group.group_id), exc_info=True)
 
 
 def _group_from_record(record: GroupRecord, now: float) -> Group:

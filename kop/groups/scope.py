@@ -36,3 +36,9 @@ def split(internal: str) -> tuple[str | None, str]:
     if not sep:
         return None, internal  # not produced by scoped(); treat as a default-namespace id
     return namespace, group
+
+
+def display(internal: str) -> str:
+    """A group id for logs: ``tenant/namespace:group`` for a scoped one, the id itself otherwise."""
+    namespace, group = split(internal)
+    return f"{namespace}:{group}" if namespace else group

@@ -10,7 +10,7 @@ from .registry import handler, response_class
 API_KEY = 42
 
 
-@handler(API_KEY, 0, 2)
+@handler(API_KEY, 0, 2, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     results = []

@@ -13,7 +13,7 @@ from .registry import handler, response_class
 API_KEY = 15
 
 
-@handler(API_KEY, 0, 5)
+@handler(API_KEY, 0, 5, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     out = []

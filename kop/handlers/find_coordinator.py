@@ -25,7 +25,7 @@ async def _answer(ctx, key_type: int, key: str) -> tuple[int, str, int, str, int
     return ErrorCode.NONE, "", node.node_id, *address
 
 
-@handler(API_KEY, 0, 6)
+@handler(API_KEY, 0, 6, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     key_type = request.key_type if ctx.version >= 1 else 0

@@ -7,7 +7,7 @@ from .registry import handler, response_class
 API_KEY = 12
 
 
-@handler(API_KEY, 0, 4)
+@handler(API_KEY, 0, 4, group_api=True)
 async def serve(ctx, request):
     error = ctx.coordinator.heartbeat(ctx.group_key(request.group_id), request.member_id,
                                       request.group_instance_id if ctx.version >= 3 else None,

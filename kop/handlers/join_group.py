@@ -17,7 +17,7 @@ from .registry import handler, response_class
 API_KEY = 11
 
 
-@handler(API_KEY, 0, 9)
+@handler(API_KEY, 0, 9, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     result = await ctx.coordinator.join(

@@ -11,7 +11,7 @@ from .registry import handler, response_class
 API_KEY = 13
 
 
-@handler(API_KEY, 0, 5)
+@handler(API_KEY, 0, 5, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     if ctx.version >= 3:

@@ -18,6 +18,8 @@ async def serve(ctx, request):
     types = {t.lower() for t in (request.types_filter or [])} if ctx.version >= 5 else set()
     if types and "classic" not in types:
         return resp(throttle_time_ms=0, error_code=0, groups=[])
+    if ctx.session is not None and not ctx.session.groups_allowed:
+        return resp(throttle_time_ms=0, error_code=0, groups=[])  # as Kafka: only the groups one may see
     mine = ctx.group_namespace
     groups = [resp.ListedGroup(group_id=name, protocol_type=g.protocol_type or "",
                                group_state=g.state.value, group_type="classic")

@@ -25,7 +25,7 @@ API_KEY = 8
 log = logging.getLogger(__name__)
 
 
-@handler(API_KEY, 2, 9)
+@handler(API_KEY, 2, 9, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     coordinator = ctx.coordinator

@@ -26,7 +26,7 @@ def _subscribed_topics(group) -> set[str]:
     return topics
 
 
-@handler(API_KEY, 0, 0)
+@handler(API_KEY, 0, 0, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     coordinator = ctx.coordinator

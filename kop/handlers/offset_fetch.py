@@ -31,7 +31,7 @@ def _rows(coordinator, group_id: str, topics) -> dict[str, list[tuple[int, int, 
     return out
 
 
-@handler(API_KEY, 1, 9)
+@handler(API_KEY, 1, 9, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     coordinator = ctx.coordinator

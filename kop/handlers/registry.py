@@ -3,6 +3,12 @@
 Each handler module registers itself with :func:`handler`, naming the API key and the versions it
 serves. ApiVersions advertises exactly these entries and nothing else, so a client never chooses an
 API or version that kop would then refuse.
+
+Consumer-group APIs are registered with ``group_api=True``: for a SASL principal whose token Pulsar
+accepted but whose role may not use its namespace (principals.py), they are answered
+GROUP_AUTHORIZATION_FAILED without reaching the coordinator, so such a client can never join,
+commit to or read the groups of a namespace it has no rights on (the coordinator itself acts with
+kop's own credentials).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import importlib
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
+from ..protocol.errors import ErrorCode
 from ..protocol.messages import CODECS
 
 
@@ -27,6 +34,7 @@ class Handler:
     # Builds the answer to a request whose handler failed unexpectedly: every partition/topic
     # gets UNKNOWN_SERVER_ERROR (the traceback is logged), and the connection stays usable.
     error_response: Callable[[Any, int], Any] | None = None
+    group_api: bool = False
 
     def serves(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
@@ -35,14 +43,16 @@ class Handler:
 HANDLERS: dict[int, Handler] = {}
 
 
-def handler(api_key: int, min_version: int, max_version: int, advertised_min: int | None = None):
+def handler(api_key: int, min_version: int, max_version: int, advertised_min: int | None = None,
+            group_api: bool = False):
     request_cls = CODECS[api_key][0]
     low, high = request_cls.valid_versions
     assert low <= min_version <= max_version <= high, (api_key, min_version, max_version)
 
     def register(fn):
         HANDLERS[api_key] = Handler(api_key, min_version, max_version,
-                                    min_version if advertised_min is None else advertised_min, fn)
+                                    min_version if advertised_min is None else advertised_min, fn,
+                                    group_api=group_api)
         return fn
     return register
 
@@ -65,5 +75,14 @@ def load_all() -> dict[int, Handler]:
         module = importlib.import_module(f"{__package__}.{name}")
         entry = HANDLERS[module.API_KEY]
         if entry.error_response is None:
-            HANDLERS[module.API_KEY] = replace(entry, error_response=module.error_response)
+            serve = _guarded(entry.serve, module.error_response) if entry.group_api else entry.serve
+            HANDLERS[module.API_KEY] = replace(entry, serve=serve, error_response=module.error_response)
     return HANDLERS
+
+
+def _guarded(serve, error_response):
+    async def guarded(ctx, request):
+        if ctx.session is not None and not ctx.session.groups_allowed:
+            return error_response(request, ErrorCode.GROUP_AUTHORIZATION_FAILED)
+        return await serve(ctx, request)
+    return guarded

@@ -13,7 +13,7 @@ from .registry import handler, response_class
 API_KEY = 14
 
 
-@handler(API_KEY, 0, 5)
+@handler(API_KEY, 0, 5, group_api=True)
 async def serve(ctx, request):
     error, assignment = await ctx.coordinator.sync(
         group_id=ctx.group_key(request.group_id), member_id=request.member_id,

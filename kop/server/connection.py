@@ -38,7 +38,8 @@ class KafkaConnection(asyncio.Protocol):
     def __init__(self, *, handlers: dict, make_context: Callable, max_frame_size: int,
                  max_inflight: int, fallback_api_versions: Callable[[int], list[bytes]],
                  on_close: Callable[["KafkaConnection"], None] | None = None,
-                 make_session: Callable | None = None, listener=None) -> None:
+                 make_session: Callable | None = None, listener=None,
+                 on_open: Callable[["KafkaConnection"], None] | None = None) -> None:
         self._handlers = handlers
         self._make_context = make_context
         self._decoder = FrameDecoder(max_frame_size)
@@ -55,6 +56,7 @@ class KafkaConnection(asyncio.Protocol):
         self._wakeup = asyncio.Event()
         self.requests_served = 0
         self._make_session = make_session
+        self._on_open = on_open
         self.listener = listener
         self.session = None
 
@@ -66,6 +68,8 @@ class KafkaConnection(asyncio.Protocol):
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         if self._make_session is not None:
             self.session = self._make_session(self._peer, transport)
+        if self._on_open is not None:  # registered only once connected (a failed TLS handshake never is)
+            self._on_open(self)
         self._flusher = asyncio.ensure_future(self._flush_in_order())
 
     def data_received(self, data: bytes) -> None:

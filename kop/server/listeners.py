@@ -14,15 +14,22 @@ ApiVersions, SaslHandshake and SaslAuthenticate).
 TLS: TLS 1.2 or newer, the server certificate chain and key from ``tls.cert_file`` / ``key_file``;
 ``tls.client_auth`` ``required`` makes it mTLS (a client without a certificate signed by
 ``tls.ca_file`` is refused in the handshake), ``requested`` verifies a certificate when one is sent.
-A client speaking plaintext to a TLS port fails the TLS handshake: kop logs one line and closes.
+A client speaking plaintext to a TLS port fails the TLS handshake: kop logs one line and closes
+(:class:`TlsServer` awaits each handshake, since asyncio's TLS server closes such connections silently).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 import ssl
 from dataclasses import dataclass
+from typing import Callable
 
 from ..config import Config, parse_listeners
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,57 @@ def certificate_subject(peercert: dict | None) -> str | None:
                      "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}.get(key, key)
             parts.append(f"{short}={value}")
     return ",".join(parts) or None
+
+
+class TlsServer:
+    """A TLS listener with its own accept loop: each connection's handshake is awaited
+    (``loop.connect_accepted_socket``), so a failed one (a plaintext client, an unknown CA, no
+    client certificate under mTLS, a timeout) is logged in one line and closed; asyncio's own TLS
+    server closes such connections silently. Offers the parts of ``asyncio.Server`` kop uses."""
+
+    def __init__(self, make_connection: Callable[[], asyncio.Protocol], host: str, port: int,
+                 context: ssl.SSLContext, timeout_s: float = 10.0) -> None:
+        self._make_connection = make_connection
+        self._context = context
+        self._timeout_s = timeout_s
+        sock = socket.create_server((host, port), backlog=1024)
+        sock.setblocking(False)
+        self.sockets = [sock]
+        self._task: asyncio.Task | None = None
+        self._handshakes: set[asyncio.Task] = set()
+
+    async def start_serving(self) -> None:
+        self._task = asyncio.ensure_future(self._accept_loop())
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, peer = await loop.sock_accept(self.sockets[0])
+            except OSError as exc:  # EMFILE and friends: keep serving the connections we have
+                log.warning("TLS listener: accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.ensure_future(self._handshake(sock, peer))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, sock: socket.socket, peer) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                self._make_connection, sock, ssl=self._context, ssl_handshake_timeout=self._timeout_s)
+        except (ssl.SSLError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("TLS handshake with %s failed, connection closed: %s", _peer(peer),
+                        str(exc) or type(exc).__name__)
+            sock.close()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for task in list(self._handshakes):
+            task.cancel()
+        self.sockets[0].close()
+
+
+def _peer(peer) -> str:
+    return f"{peer[0]}:{peer[1]}" if peer else "a client"

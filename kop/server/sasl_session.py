@@ -52,6 +52,11 @@ class SaslSession:
         return self.principal is not None
 
     @property
+    def groups_allowed(self) -> bool:
+        """False for a principal whose role Pulsar refused on its namespace (backend/principals.py)."""
+        return self.principal is None or getattr(self.backend, "namespace_authorized", True)
+
+    @property
     def expects_raw_token(self) -> bool:
         """After a v0 handshake, the next frame is a bare SASL token."""
         return self.legacy and self.mechanism is not None and not self.authenticated and not self.failed
