@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
-from .topic_admin import TOPIC_RESOURCE, alter_topic, existing_topic, not_a_topic
+from .topic_admin import alter_error_response, alter_resources, alter_topic, existing_topic
 
 API_KEY = 44
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
@@ -21,17 +21,8 @@ SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 @handler(API_KEY, 0, 1)
 async def serve(ctx, request):
-    resp = response_class(API_KEY)
-    out = []
-    for resource in request.resources:
-        if resource.resource_type != TOPIC_RESOURCE:
-            error, message = not_a_topic(resource.resource_type)
-        else:
-            error, message = await _alter(ctx, resource, request.validate_only)
-        out.append(resp.AlterConfigsResourceResponse(error_code=error, error_message=message or None,
-                                                     resource_type=resource.resource_type,
-                                                     resource_name=resource.resource_name))
-    return resp(throttle_time_ms=0, responses=out)
+    return await alter_resources(response_class(API_KEY), request,
+                                 lambda resource: _alter(ctx, resource, request.validate_only))
 
 
 async def _alter(ctx, resource, validate_only: bool) -> tuple[ErrorCode, str | None]:
@@ -78,7 +69,4 @@ async def _current(ctx, topic: str):
 
 
 def error_response(request, code):
-    resp = response_class(API_KEY)
-    return resp(throttle_time_ms=0, responses=[resp.AlterConfigsResourceResponse(
-        error_code=code, error_message=None, resource_type=r.resource_type, resource_name=r.resource_name)
-        for r in request.resources])
+    return alter_error_response(response_class(API_KEY), request, code)

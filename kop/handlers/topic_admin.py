@@ -3,6 +3,8 @@ Not a handler module (it registers no API)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..mapping import topic_configs as tc
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
@@ -60,3 +62,24 @@ def parse_all(configs) -> tuple[dict[str, object], str | None]:
     except tc.InvalidConfig as exc:
         return {}, str(exc)
     return values, None
+
+
+async def alter_resources(resp, request, alter_topic_resource) -> Any:
+    """The loop both AlterConfigs APIs share: ``alter_topic_resource(resource)`` -> (error, message)
+    for topic resources, a refusal for the others; one response entry per resource."""
+    out = []
+    for resource in request.resources:
+        if resource.resource_type != TOPIC_RESOURCE:
+            error, message = not_a_topic(resource.resource_type)
+        else:
+            error, message = await alter_topic_resource(resource)
+        out.append(resp.AlterConfigsResourceResponse(error_code=error, error_message=message or None,
+                                                     resource_type=resource.resource_type,
+                                                     resource_name=resource.resource_name))
+    return resp(throttle_time_ms=0, responses=out)
+
+
+def alter_error_response(resp, request, code) -> Any:
+    return resp(throttle_time_ms=0, responses=[resp.AlterConfigsResourceResponse(
+        error_code=code, error_message=None, resource_type=r.resource_type, resource_name=r.resource_name)
+        for r in request.resources])
