@@ -53,6 +53,7 @@ def kafka_error_of(exc: BaseException) -> KafkaError:
     if name in ("MessageTooBig",):
         return KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
     if name in ("AuthenticationError", "AuthorizationError") or isinstance(exc, admin_api.Denied):
+        log.warning("Pulsar refused an operation (TOPIC_AUTHORIZATION_FAILED): %s", exc)
         return KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, str(exc))
     if name in _RETRIABLE or isinstance(exc, (admin_api.Unreachable, _pulsar.ConnectError)):
         return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, str(exc))

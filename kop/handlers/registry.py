@@ -14,6 +14,7 @@ kop's own credentials).
 from __future__ import annotations
 
 import importlib
+import logging
 
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
@@ -41,6 +42,7 @@ class Handler:
 
 
 HANDLERS: dict[int, Handler] = {}
+log = logging.getLogger(__name__)
 
 
 def handler(api_key: int, min_version: int, max_version: int, advertised_min: int | None = None,
@@ -83,6 +85,9 @@ def load_all() -> dict[int, Handler]:
 def _guarded(serve, error_response):
     async def guarded(ctx, request):
         if ctx.session is not None and not ctx.session.groups_allowed:
+            log.warning("%s (%s): group request refused (GROUP_AUTHORIZATION_FAILED): Pulsar does not let its "
+                        "role use namespace %s", ctx.client_address, ctx.session.describe(),
+                        ctx.backend.namespace.path)
             return error_response(request, ErrorCode.GROUP_AUTHORIZATION_FAILED)
         return await serve(ctx, request)
     return guarded

@@ -149,6 +149,8 @@ def test_globex_can_neither_read_nor_see_acmes_topics(secure, secure_gateways):
     assert info.value.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED, info.value
     listed = intruder.list_consumer_groups().result(30).valid
     assert acme_group not in [g.group_id for g in listed]
+    log = sg.gw.log()  # each refusal is logged with its reason
+    assert "TOPIC_AUTHORIZATION_FAILED" in log and "GROUP_AUTHORIZATION_FAILED" in log
     # globex in its own namespace does not see acme's topic at all.
     own = AdminClient(sasl_conf(sg.sasl, "globex", secure.tokens["globex"])).list_topics(timeout=30)
     assert topic not in own.topics
