@@ -345,3 +345,26 @@ def test_scram_users_kept_by_kop(secure, secure_gateways, tmp_path):
     producer.flush(10)
     assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
     assert "SCRAM-SHA-512: invalid credentials" in sg.gw.log()
+
+
+def test_a_fleet_advertises_each_listener(secure, secure_gateways):
+    """Two gateways: a client on a SASL listener is told every gateway's SASL address (the fleet
+    registry carries each listener's advertised address), a PLAINTEXT client the PLAINTEXT ones."""
+    a, b = secure_gateways(), secure_gateways()
+    expected_sasl = {("127.0.0.1", a.sasl_port), ("127.0.0.1", b.sasl_port)}
+    expected_plain = {("127.0.0.1", a.gw.port), ("127.0.0.1", b.gw.port)}
+    deadline = time.monotonic() + 15
+    while True:
+        md = AdminClient(sasl_conf(a.sasl, "acme", secure.tokens["acme"])).list_topics(timeout=30)
+        sasl = {(br.host, br.port) for br in md.brokers.values()}
+        plain = {(br.host, br.port) for br in AdminClient({"bootstrap.servers": b.plain}).list_topics(timeout=30)
+                 .brokers.values()}
+        if (sasl, plain) == (expected_sasl, expected_plain) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert sasl == expected_sasl and plain == expected_plain
+    # A group coordinated by either gateway works through the SASL listeners of both.
+    topic = unique("fleet-sasl")
+    conf = sasl_conf(f"{a.sasl},{b.sasl}", "acme", secure.tokens["acme"])
+    produce(conf, topic, [b"f%d" % i for i in range(20)])
+    assert consume(conf, topic, 20) == [b"f%d" % i for i in range(20)]
