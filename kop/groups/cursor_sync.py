@@ -23,87 +23,24 @@ Failures (Pulsar unreachable, 5xx) are logged once per flush and retried at the 
 most ``max_attempts`` times; a later commit on the same key starts over. At most ``max_pending`` keys
 wait at any time: beyond that the oldest are dropped with a warning and resynced on their next commit.
 
-Retention and abandoned groups. A durable subscription holds back deletion of everything it has
-not acknowledged, so a Kafka group that stops committing (a decommissioned service that never
-deleted its group) pins its partitions' data from its last committed offset on. With Pulsar's
-defaults nothing reclaims it: no message TTL (``ttlDurationDefaultInSeconds=0``), no subscription
-expiry (``subscriptionExpirationTimeMinutes=0``), and the default backlog quota of ``broker.conf``
-is unlimited (``backlogQuotaDefaultLimitBytes=-1``): the data is kept forever. The stock
-*standalone.conf* instead sets a 10 GiB per-topic quota with policy ``producer_request_hold``, which
-makes Pulsar **hold (and eventually fail) producers** on a partition once one group's backlog on it
-passes 10 GiB. Recommendations for namespaces served to Kafka clients:
+Retention: a durable subscription holds back deletion of what it has not acknowledged, so a group
+that stops committing pins its partitions' data; docs/cursor-sync.md says what Pulsar does by
+default and which namespace policies to set (message TTL, backlog quota, subscription expiry).
 
-- set a message TTL (``pulsar-admin namespaces set-message-ttl``) or a backlog quota with policy
-  ``consumer_backlog_eviction`` so that abandoned groups stop pinning data (both move the
-  subscription forward; a group that is still alive moves it back on its next commit, to the next
-  existing message if the data is gone by then), or ``subscriptionExpirationTimeMinutes`` so that
-  idle subscriptions are deleted (an active group's next commit recreates its subscription);
-- delete Kafka groups that are gone (``kafka-consumer-groups --delete``): :meth:`CursorSync.remove_group`
-  deletes their subscriptions, :meth:`CursorSync.remove` the one of a single partition (OffsetDelete).
+What ``msgBacklog`` counts, and why kop positions cursors at entry granularity (Pulsar counts
+backlog in entries; a batch index inside an entry is not kept by ``resetcursor``): see
+docs/cursor-sync.md. In short: ``msgBacklog`` is the number of Kafka batches (entries) holding at
+least one record at or after the committed offset; an offset ``(L, E, b)`` with ``b > 0`` puts the
+read position at ``L:E`` when records of that entry are left (the entry's record count, read with
+``HEAD .../ledger/L/entry/E``, is above ``b``) and at ``L:E+1`` otherwise.
 
-What msgBacklog counts (Pulsar 4.0.8, measured by tests/integration/test_cursor_sync.py). Pulsar
-counts backlog in **entries**, not in messages: a batch entry of 10 messages is 1 in ``msgBacklog``.
-In the ``pulsar`` entry format one Kafka batch is one Pulsar batch entry, in the ``kafka`` format one
-Pulsar message; either way ``msgBacklog`` = the number of Kafka batches (entries) holding at least
-one record at or after the committed offset. It equals the Kafka lag in records exactly when every
-entry holds one record (producers that do not batch, e.g. ``linger.ms=0`` under light load);
-otherwise it is the lag in batches (``backlogSize``, in bytes, has the same entry granularity).
-Resetting to a batch index inside an entry does not help: ``resetcursor`` accepts ``batchIndex`` and keeps it only as
-an in-memory ack set on the read position (``internalStats``: ``readPosition "L:E (ackSet ...)"``),
-the persisted mark-delete position stays at entry ``E-1``, ``msgBacklog`` still counts entry ``E``,
-and with the default ``acknowledgmentAtBatchIndexLevelEnabled=false`` a consumer would still receive
-the whole entry. A batch index at or past the end of the entry is *not* moved to the next entry by
-Pulsar either (an empty ack set stays on entry ``E``). So kop positions the cursor at entry
-granularity itself:
+Offsets that name no message (gaps, deleted data) are handed to Pulsar as they are; Pulsar moves
+such a position to the next existing entry, where a Kafka fetch continues too (docs/cursor-sync.md).
+Timings measured on a local standalone are there too (~4-12 ms per key).
 
-- offset ``(L, E, 0)``: read position ``L:E``;
-- offset ``(L, E, b)``, ``b > 0``: kop reads the entry's record count ``n`` with
-  ``HEAD .../ledger/L/entry/E`` (``X-Pulsar-num-batch-message`` for a Pulsar batch, property
-  ``__kafka_records`` for a ``kafka``-format entry, else 1; cached) and uses ``L:E`` when ``b < n``
-  (records of the entry are left), ``L:E+1`` when ``b >= n`` (the usual "last consumed + 1" commit).
+The Pulsar REST calls it makes (resetcursor, create, delete, entry HEAD) and their answers: docs/cursor-sync.md.
 
-Which ``msgBacklog``: the default stats value is Pulsar's counter estimate (entries added minus
-entries consumed since the topic was loaded). It matched exactly in every test case, except that after a
-topic reload a reset landing on the first entry of a ledger whose predecessor was trimmed (mark-delete
-position ``L:-1``) was observed one too high; ``GET .../stats?getPreciseBacklog=true`` counts from the
-cursor's positions and is exact.
-
-Offsets that name no message (gaps: past the end of a ledger, a ledger that was never this topic's
-or was trimmed, before the first ledger, past the end of the topic) are handed to Pulsar as they
-are: ``resetcursor`` and the create call move such a position to the **next existing entry** (the
-end of the topic when there is none), which is where a Kafka fetch at that offset continues too.
-The same holds when a group moves back to data Pulsar has deleted meanwhile: with no retention
-policy Pulsar deletes a closed ledger as soon as every subscription on the topic has passed it, so
-once the group's subscription (if it is the only one) moved past a ledger, committing an offset in it
-again positions the subscription at the oldest entry left.
-
-Measured against a local Pulsar 4.0.8 standalone: one key ~4 ms (``resetcursor``), ~8 ms with the
-entry ``HEAD``, ~12 ms when the subscription is created; 300 new subscriptions over 3 partitions in
-~4.5 s (creation is serialized per topic, ~10 ms each), moving them ~1.5 s; with ``interval_s=0.25``
-a commit showed in the topic stats after ~0.3 s.
-
-Pulsar REST calls used (``{sub}`` URL-encoded; Pulsar URL-decodes subscription names twice, so a raw
-``+`` would become a space and a raw ``%`` fail; the escaped names below never contain either):
-
-- ``POST /admin/v2/persistent/{tenant}/{ns}/{t}-partition-{p}/subscription/{sub}/resetcursor`` with
-  ``{"ledgerId": L, "entryId": E, "partitionIndex": -1, "batchIndex": -1, "isExcluded": false}``:
-  204; 404 with a reason "Subscription ... not found ..." when the subscription does not exist;
-  404 with another reason when the topic does not exist.
-- ``PUT .../subscription/{sub}`` with ``{"ledgerId": L, "entryId": E, "partitionIndex": -1,
-  "properties": {...}}`` (a ``batchIndex`` is ignored on creation): 204; 409 if it exists. Only sent
-  after ``resetcursor`` said the subscription (not the topic) is missing, because this call
-  auto-creates a topic that does not exist.
-- ``DELETE .../subscription/{sub}?force=true``: 204; 404 when it (or the topic) is gone.
-- ``HEAD .../ledger/{L}/entry/{E}``: the entry's metadata headers without its payload; 500 when the
-  entry does not exist.
-
-Subscription names. Kafka group ids are arbitrary strings; Pulsar subscription names must survive
-the URL path (``.``/``..`` segments, ``%``, ``+``) and, when the broker sets
-``strictlyVerifySubscriptionName=true``, match ``[a-zA-Z0-9_\\-=:.]*``. kop keeps
-``[a-zA-Z0-9_\\-.:]`` as is and writes every other character as ``=XX`` per UTF-8 byte (``=`` itself
-becomes ``=3D``), which is injective and leaves ordinary group ids readable:
-``my group/1`` -> ``kafka-group-my=20group=2F1``. The verbatim id is in the subscription's
-properties.
+Subscription names: groups/subscription_names.py.
 """
 
 from __future__ import annotations
@@ -115,41 +52,20 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-
 from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin
 from ..backend.convert import RECORDS
 from ..mapping import offsets as offset_layout
 from ..mapping.topics import InvalidTopicName, Namespace, PulsarTopic, partition_topic
 from . import scope
+from .subscription_names import PREFIX_CHARS, escape_group
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, int]  # (group, Kafka topic, partition)
 
-_KEEP = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.:")
-_PREFIX_CHARS = _KEEP | {"="}
 GROUP_PROPERTY = "kop.kafka.group"
 # An assumed admin round trip for sync_delay_s before any flush has been timed (seconds).
 _ROUND_TRIP_S = 0.5
-
-
-def escape_group(group: str) -> str:
-    """The subscription-name form of a Kafka group id (injective; see the module docstring)."""
-    return "".join(ch if ch in _KEEP else "".join(f"={b:02X}" for b in ch.encode("utf-8")) for ch in group)
-
-
-def unescape_group(escaped: str) -> str:
-    """Inverse of :func:`escape_group`."""
-    out = bytearray()
-    i = 0
-    while i < len(escaped):
-        if escaped[i] == "=":
-            out.append(int(escaped[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out += escaped[i].encode()
-            i += 1
-    return out.decode("utf-8")
 
 
 class _Gone(Exception):
@@ -162,7 +78,7 @@ class CursorSync:
     def __init__(self, admin: PulsarAdmin, namespace: Namespace, prefix: str = "kafka-group-",
                  interval_s: float = 1.0, *, max_pending: int = 100_000, max_attempts: int = 5,
                  concurrency: int = 16, entry_cache_size: int = 10_000) -> None:
-        if not prefix or not set(prefix) <= _PREFIX_CHARS or prefix.startswith("pulsar.") or prefix[0] == ".":
+        if not prefix or not set(prefix) <= PREFIX_CHARS or prefix.startswith("pulsar.") or prefix[0] == ".":
             # Non-empty, so that no name is "", "." or ".."; "pulsar.repl" is Pulsar's replicator prefix.
             raise ValueError(f"subscription prefix {prefix!r}: 1+ characters of [a-zA-Z0-9_-.:=], "
                              "not starting with '.' or 'pulsar.'")

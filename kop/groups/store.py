@@ -3,8 +3,8 @@
 Kafka keeps committed offsets and group metadata in its compacted ``__consumer_offsets`` topic; kop
 keeps them in the Pulsar partitioned topic ``persistent://<system namespace>/__offsets`` (8 partitions
 by default), which Pulsar *topic compaction* keeps small. Everything Pulsar-specific of the group
-code is in :class:`OffsetsStore` (the one exception to "only kop/backend imports pulsar"); the rest of
-kop/groups sees dataclasses and coroutines.
+code is in :class:`OffsetsStore` and its producers (offsets_lanes.py), the exception to "only
+kop/backend imports pulsar"; the rest of kop/groups sees dataclasses and coroutines.
 
 Partition of a group
     ``partition_for(group_id, partitions) = crc32(utf-8 of group_id) % partitions``: zlib's CRC-32,
@@ -72,6 +72,8 @@ from ..backend import admin as admin_api
 from ..backend.plumbing import call_async
 from ..backend.writer import WriteFailed
 from ..mapping.topics import Namespace, PulsarTopic
+from .offsets_lanes import MAX_IN_FLIGHT, NotOwner, StoreError  # noqa: F401 (NotOwner: part of this API)
+from .offsets_lanes import Lane as _Lane
 from .offsets_format import (CommittedOffset, GroupRecord, LoadedPartition, MemberRecord,  # noqa: F401
                              apply_record, encode_group, encode_offset, group_key, offset_key,
                              partition_for)
@@ -79,8 +81,6 @@ from .offsets_format import (CommittedOffset, GroupRecord, LoadedPartition, Memb
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 8
-# Messages awaiting a Pulsar receipt per __offsets partition; a bound on memory, not a tuning knob.
-MAX_IN_FLIGHT = 1000
 SEND_TIMEOUT_MS = 30_000
 # Backlog (bytes) past which the broker compacts a partition on its own (topic policy).
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024
@@ -94,95 +94,6 @@ LOAD_YIELD_EVERY = 500
 
 
 # -- records --------------------------------------------------------------------------------------
-
-class StoreError(Exception):
-    """A write, read or setup of ``__offsets`` failed. ``result`` is the Pulsar result when there is
-    one (so ``kop.backend.pulsar.kafka_error_of`` maps it like any other Pulsar failure)."""
-
-    def __init__(self, message: str, result: Any = None) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-class NotOwner(StoreError):
-    """This gateway does not (or no longer) own the ``__offsets`` partition written to."""
-
-
-class _Lane:
-    """The producer of one ``__offsets`` partition and its count of messages awaiting a receipt."""
-    __slots__ = ("producer", "url", "pending", "failed", "_waiters")
-
-    def __init__(self, producer: _pulsar.Producer, url: str) -> None:
-        self.producer = producer
-        self.url = url
-        self.pending = 0
-        self.failed = False
-        self._waiters: list[asyncio.Future] = []  # woken on every receipt
-
-    async def _until(self, ready) -> None:
-        while not ready():
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-
-    async def room(self, count: int) -> None:
-        """Until ``count`` more messages fit (at once when nothing is pending)."""
-        await self._until(lambda: not self.pending or self.pending + count <= MAX_IN_FLIGHT)
-
-    async def drained(self) -> None:
-        await self._until(lambda: not self.pending)
-
-    def send(self, key: str, value: bytes | None) -> asyncio.Future:
-        """Enqueue one message now (synchronously, so call order is send order)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        future.add_done_callback(_retrieve)
-        builder = _pulsar.MessageBuilder()
-        builder.partition_key(key)
-        if value is None:
-            builder.content(b"")
-            builder.set_null_value()
-        else:
-            builder.content(value)
-        call = loop.call_soon_threadsafe
-        self.pending += 1
-        try:
-            self.producer.send_async(builder.build(), lambda result, _mid: call(self._settle, future, result))
-        except Exception as exc:  # the binding refused the call itself
-            log.warning("send_async on %s raised %r", self.url, exc)
-            self._settle(future, getattr(exc, "result", None) or _pulsar.Result.UnknownError)
-        return future
-
-    def _settle(self, future: asyncio.Future, result: Any) -> None:  # on the event loop
-        self.pending -= 1
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        if future.done():
-            return
-        if result == _pulsar.Result.Ok:
-            future.set_result(None)
-        else:
-            self.failed = True
-            future.set_exception(StoreError(f"writing to {self.url} failed: {result}", result))
-
-    async def close(self) -> None:
-        try:
-            await asyncio.wait_for(call_async(self.producer.close_async), 10)
-        except Exception as exc:  # best effort: the broker drops it with the connection
-            log.debug("closing producer on %s: %r", self.url, exc)
-
-
-def _retrieve(future: asyncio.Future) -> None:
-    """Mark a send's exception as seen: a caller that was cancelled no longer awaits it."""
-    if not future.cancelled():
-        future.exception()
-
 
 class OffsetsStore:
     """Group state in ``persistent://<system namespace>/<topic_name>``; see the module docstring.

@@ -20,7 +20,8 @@ import pulsar
 import pytest
 
 from kop.backend.admin import PulsarAdmin
-from kop.groups.cursor_sync import GROUP_PROPERTY, CursorSync, unescape_group
+from kop.groups.cursor_sync import GROUP_PROPERTY, CursorSync
+from kop.groups.subscription_names import unescape_group
 from kop.mapping.offsets import pack
 from kop.mapping.topics import Namespace
 from support import ADMIN_URL, SERVICE_URL, admin, unique
