@@ -6,8 +6,8 @@ compact strings and tagged fields (unknown tags are skipped). kop wraps it here 
 imports it, and adds what a *server* needs and the library does not check: a body must be complete
 (a truncated request is a protocol violation, not a silently shortened request). Bytes *after* a
 complete body are ignored, as Apache Kafka's broker ignores them: librdkafka 2.16 (confluent-kafka
-2.16.1) pads its "all topics" Metadata v13 request with three bytes (``01 00 00``), and a broker that
-refused them would refuse ``list_topics()``.
+2.16.1) sends its "all topics" Metadata v13 request with three bytes after the body (``01 00 00``),
+and a Kafka 4.1.2 broker answers it (seen on the wire); refusing them would break ``list_topics()``.
 
 Headers are parsed by hand: they are tiny, and parsing them without copying the frame keeps the
 record bytes of a Produce request where they are.
