@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from ..mapping import topic_configs as tc
 from ..mapping.topics import PulsarTopic
-from . import admin as admin_api
 
 TOPIC_CONFIG, DEFAULT_CONFIG = 1, 5  # Kafka's ConfigSource ids
 
@@ -35,26 +34,22 @@ class ConfigEntry:
         return self.source == DEFAULT_CONFIG
 
 
-async def _get(admin: admin_api.PulsarAdmin, topic: PulsarTopic, policy: str, applied: bool = False):
-    return await admin.topic_policy(topic, policy, applied)
-
-
 async def describe(backend, topic: PulsarTopic) -> dict[str, ConfigEntry]:
     admin = backend.admin
-    retention = await _get(admin, topic, "retention")
-    applied_retention = await _get(admin, topic, "retention", applied=True)
+    retention = await admin.topic_policy(topic, "retention")
+    applied_retention = await admin.topic_policy(topic, "retention", applied=True)
     ms, size = tc.retention_from_pulsar(retention or applied_retention or _broker_retention(backend))
     source = TOPIC_CONFIG if retention else DEFAULT_CONFIG
     out = {"retention.ms": ConfigEntry("retention.ms", str(ms), source),
            "retention.bytes": ConfigEntry("retention.bytes", str(size), source)}
-    own = await _get(admin, topic, "maxMessageSize")
-    applied = own if own is not None else await _get(admin, topic, "maxMessageSize", applied=True)
+    own = await admin.topic_policy(topic, "maxMessageSize")
+    applied = own if own is not None else await admin.topic_policy(topic, "maxMessageSize", applied=True)
     if applied is None:
         applied = int(backend.broker_settings().get("maxMessageSize", 5 * 1024 * 1024))
     out["max.message.bytes"] = ConfigEntry("max.message.bytes", str(applied),
                                            TOPIC_CONFIG if own is not None else DEFAULT_CONFIG)
-    own = await _get(admin, topic, "compactionThreshold")
-    applied = own if own is not None else await _get(admin, topic, "compactionThreshold", applied=True)
+    own = await admin.topic_policy(topic, "compactionThreshold")
+    applied = own if own is not None else await admin.topic_policy(topic, "compactionThreshold", applied=True)
     out["cleanup.policy"] = ConfigEntry("cleanup.policy", tc.cleanup_policy_of(applied),
                                         TOPIC_CONFIG if own is not None else DEFAULT_CONFIG)
     return out
@@ -70,7 +65,7 @@ async def apply(backend, topic: PulsarTopic, values: dict[str, object], reset: s
     """Set ``values`` (parsed by topic_configs.parse) and return ``reset`` to their defaults."""
     admin = backend.admin
     if {"retention.ms", "retention.bytes"} & (set(values) | reset):
-        current = await _get(admin, topic, "retention")
+        current = await admin.topic_policy(topic, "retention")
         explicit: dict[str, int | None] = {}
         for name, index in (("retention.ms", 0), ("retention.bytes", 1)):
             if name in values:

@@ -55,32 +55,40 @@ class PrincipalPool:
         self.main = main
         self.max_principals = max_principals
         self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
-        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._creating: dict[tuple[str, str, str], asyncio.Future] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     async def authenticate(self, tenant: str, namespace: str, token: str) -> PulsarBackend:
-        """The backend acting as this principal (see the module docstring); raises AuthenticationFailed."""
+        """The backend acting as this principal (see the module docstring); raises AuthenticationFailed.
+        Concurrent first logins of one principal share one check (and one client)."""
         key = (token, tenant, namespace)
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                return entry.backend
-            cfg = self.main.config
-            config = dataclasses.replace(cfg, pulsar=dataclasses.replace(
-                cfg.pulsar, tenant=tenant, namespace=namespace, auth_token=token))
-            backend = PulsarBackend(config, parent=self.main)
-            try:
-                await self._check(backend, Namespace(tenant, namespace))
-                await backend.start()
-            except BaseException:
-                await backend.close()
-                raise
-            self._entries[key] = _Entry(backend)
-            await self._evict()
-            return backend
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry.backend
+        creating = self._creating.get(key)
+        if creating is None:  # entries live only while a check runs: bounded by logins in progress
+            creating = self._creating[key] = asyncio.ensure_future(self._create(key, tenant, namespace, token))
+            creating.add_done_callback(lambda done: (self._creating.pop(key, None),
+                                                     done.cancelled() or done.exception()))
+        return await asyncio.shield(creating)
+
+    async def _create(self, key: tuple[str, str, str], tenant: str, namespace: str, token: str) -> PulsarBackend:
+        cfg = self.main.config
+        config = dataclasses.replace(cfg, pulsar=dataclasses.replace(
+            cfg.pulsar, tenant=tenant, namespace=namespace, auth_token=token))
+        backend = PulsarBackend(config, parent=self.main)
+        try:
+            await self._check(backend, Namespace(tenant, namespace))
+            await backend.start()
+        except BaseException:
+            await backend.close()
+            raise
+        self._entries[key] = _Entry(backend)
+        await self._evict()
+        return backend
 
     async def _check(self, backend: PulsarBackend, ns: Namespace) -> None:
         try:

@@ -14,6 +14,7 @@ synonyms list only the config itself; other resource types get INVALID_REQUEST.
 
 from __future__ import annotations
 
+from ..backend.policies import DEFAULT_CONFIG
 from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -70,7 +71,7 @@ def _broker(ctx):
 def _entry(resp, ctx, request, name, value, source, read_only, config_type, documentation):
     R = resp.DescribeConfigsResult.DescribeConfigsResourceResult
     synonyms = [R.DescribeConfigsSynonym(name=name, value=value, source=source)] if request.include_synonyms else []
-    return R(name=name, value=value, read_only=read_only, config_source=source, is_default=source == 5,
+    return R(name=name, value=value, read_only=read_only, config_source=source, is_default=source == DEFAULT_CONFIG,
              is_sensitive=False, synonyms=synonyms, config_type=config_type,
              documentation=documentation if ctx.version >= 3 and request.include_documentation else None)
 

@@ -38,8 +38,9 @@ async def serve(ctx, request):
     if ctx.version >= 8:
         groups = []
         for g in request.groups:
-            error = coordinator.status(ctx.group_key(g.group_id))
-            rows = {} if error else _rows(coordinator, ctx.group_key(g.group_id), g.topics)
+            key = ctx.group_key(g.group_id)
+            error = coordinator.status(key)
+            rows = {} if error else _rows(coordinator, key, g.topics)
             groups.append(resp.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
                 resp.OffsetFetchResponseGroup.OffsetFetchResponseTopics(name=t, partitions=[
                     resp.OffsetFetchResponseGroup.OffsetFetchResponseTopics.OffsetFetchResponsePartitions(
