@@ -11,8 +11,10 @@ STAMP  := $(VENV)/.installed-$(PYPROJECT_HASH)
 # Extra arguments for pytest (`make test PYTEST_ARGS='-k fetch -x'`) and for `kop serve` (`make run ARGS='--config kop.toml'`).
 PYTEST_ARGS ?=
 ARGS ?=
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed-$(PYPROJECT_HASH)
 
-.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-unit clean
+.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-unit bench clean
 
 help: ## list the targets
 	@echo "kop make targets:"
@@ -46,6 +48,15 @@ run-secure: ## Pulsar with token auth + kop with SASL_PLAINTEXT :9093 and SASL_S
 
 test: install kafka-tools ## all tests against a real Pulsar (started for the run if none answers)
 	scripts/test.sh $(PYTEST_ARGS)
+
+bench: install kafka-tools $(BENCH_STAMP) ## native Pulsar vs kop vs Kafka vs KoP (benchmarks/README.md; ~1 h, BENCH_ARGS=--quick ~5 min)
+	scripts/pulsar.sh fetch
+	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+
+$(BENCH_STAMP): pyproject.toml
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@rm -f $(VENV)/.bench-installed-*
+	@touch $@
 
 test-unit: install ## unit tests only (tests/unit, no Pulsar)
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)

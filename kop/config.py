@@ -81,6 +81,9 @@ class FetchConfig:
     reader_idle_s: float = 60.0
     # Upper bound on readers kept open by the whole gateway.
     max_readers: int = 2000
+    # Pulsar entries each reader may prefetch (its receiver queue). A kafka-format entry is a whole
+    # Kafka batch (up to ~1 MiB from librdkafka), so this times max_readers bounds prefetched data.
+    reader_prefetch: int = 64
     # Cap on a client's max_wait_ms, so a misbehaving client cannot park a request for hours.
     max_wait_cap_ms: int = 30_000
 
@@ -196,6 +199,8 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"server.max_frame_size: {s.max_frame_size} is below 1024 bytes")
     if s.max_inflight_requests < 1:
         problems.append("server.max_inflight_requests: must be at least 1")
+    if cfg.fetch.reader_prefetch < 1:
+        problems.append("fetch.reader_prefetch: must be at least 1")
     if t.entry_format not in ENTRY_FORMATS:
         problems.append(f"topics.entry_format: {t.entry_format!r} is not one of {', '.join(ENTRY_FORMATS)}")
     if not 1 <= t.default_partitions <= 10_000:

@@ -53,9 +53,9 @@ def producer_conf(entry_format: str) -> _pulsar.ProducerConfiguration:
     return conf
 
 
-def reader_conf(inclusive: bool = False) -> _pulsar.ReaderConfiguration:
+def reader_conf(inclusive: bool = False, prefetch: int = 1000) -> _pulsar.ReaderConfiguration:
     conf = _pulsar.ReaderConfiguration()
-    conf.receiver_queue_size(1000)
+    conf.receiver_queue_size(prefetch)
     if inclusive:
         conf.start_message_id_inclusive(True)
     return conf

@@ -340,7 +340,8 @@ class PulsarBackend:
         ledger, entry, _ = offsets.unpack(offset)
         start = pulsar.MessageId(-1, ledger, entry, -1)._msg_id
         try:
-            raw = await call_async(self.client.create_reader_async, url, start, reader_conf(inclusive=True))
+            raw = await call_async(self.client.create_reader_async, url, start,
+                                   reader_conf(inclusive=True, prefetch=self.config.fetch.reader_prefetch))
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         reader = PartitionReader(raw, url, offset)

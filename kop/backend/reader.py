@@ -89,9 +89,9 @@ class PartitionReader:
 
     # -- turning messages into Kafka batches ---------------------------------------------------
 
-    def poll(self, fetch_offset: int, max_bytes: int) -> list[bytes]:
+    def poll(self, fetch_offset: int, max_bytes: int) -> list:
         """Kafka batches starting at ``fetch_offset`` from what has been received, at most about
-        ``max_bytes`` (but always the first batch whole, as Kafka does)."""
+        ``max_bytes`` (but always the first batch whole, as Kafka does), as chunks of bytes."""
         self.last_used = time.monotonic()
         out: list[bytes] = []
         size = 0
@@ -111,10 +111,12 @@ class PartitionReader:
             message = self._take()
             if message is None:
                 break
-            offset = message_offset(message)
             mid = message.message_id()
-            entry = (mid.ledger_id(), mid.entry_id())
-            if _is_kafka_entry(message):
+            ledger, entry_id, index = mid.ledger_id(), mid.entry_id(), mid.batch_index()
+            offset = offsets.pack(ledger, entry_id, max(index, 0))
+            # A kafka-format entry is never a Pulsar batch: only unbatched messages need the
+            # (costly) properties lookup.
+            if index < 0 and _is_kafka_entry(message):
                 count = int(message.properties().get("__kafka_records", "1"))
                 if offset + count - 1 < fetch_offset:
                     continue  # wholly before the fetch offset (a reader positioned mid-entry)
@@ -122,21 +124,24 @@ class PartitionReader:
                 if out and size + message.length() > max_bytes:
                     self._held.insert(0, message)
                     break
-                batch = kafka_records.with_base_offset(message.data(), offset)
-                out.append(bytes(batch))
-                size += len(batch)
+                # The stored batch goes out as it is, behind its base offset: no copy is made.
+                data = message.data()
+                out.append(offset.to_bytes(8, "big"))
+                out.append(memoryview(data)[8:])
+                size += len(data)
                 self.high_offset = max(self.high_offset, offset + count)
                 self.next_offset = offset + count
                 continue
             if offset < fetch_offset:
                 continue
+            entry = (ledger, entry_id)
             if entry != run_entry:
                 close_run()
                 if out and size >= max_bytes:
                     self._held.insert(0, message)
                     break
                 run_entry = entry
-            run.append(message)
+            run.append((message, offset))
             estimate = message.length() + 32  # until the batch is built
             run_estimate += estimate
             size += estimate
@@ -171,12 +176,10 @@ def _settle(future: asyncio.Future, result: Any, message: Any) -> None:
         future.set_result((result, message))
 
 
-def _batch_from_messages(messages: list[Any]) -> bytes:
-    base = message_offset(messages[0])
-    recs = []
-    for message in messages:
-        recs.append(pulsar_to_record(
-            message_offset(message) - base, message.data(), message.has_null_value(),
-            message.partition_key(), message.event_timestamp(), message.publish_timestamp(),
-            message.properties()))
+def _batch_from_messages(run: list[tuple[Any, int]]) -> bytes:
+    """One uncompressed Kafka batch from (message, packed offset) pairs of one Pulsar entry."""
+    base = run[0][1]
+    recs = [pulsar_to_record(offset - base, message.data(), message.has_null_value(), message.partition_key(),
+                             message.event_timestamp(), message.publish_timestamp(), message.properties())
+            for message, offset in run]
     return bytes(kafka_records.build_batch(recs, base_offset=base))

@@ -30,7 +30,8 @@ from ..backend.reader import PartitionReader, ReadFailed
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
-from .registry import handler, response_class
+from ..protocol.fetch_response import FetchableTopicResponse, FetchResponseData, PartitionData
+from .registry import handler
 
 API_KEY = 1
 # How long a fetch with a short max_wait_ms still waits for records known to exist (see serve()).
@@ -45,7 +46,7 @@ class _Slot:
         self.topic, self.partition, self.offset, self.max_bytes = topic, partition, offset, max_bytes
         self.reader: PartitionReader | None = None
         self.error = ErrorCode.NONE
-        self.chunks: list[bytes] = []
+        self.chunks: list = []  # bytes-like pieces, written to the socket as they are
         self.size = 0
 
 
@@ -125,27 +126,21 @@ async def _open(backend, slot: _Slot) -> None:
         log.warning("opening a reader on %s-%d failed: %r", slot.topic, slot.partition, exc)
 
 
-def _response(backend, request, slots: list[_Slot]):
-    resp = response_class(API_KEY)
-    part_cls = resp.FetchableTopicResponse.PartitionData
+def _response(backend, request, slots: list[_Slot]) -> FetchResponseData:
     by_topic: dict[str, list] = {}
     for slot in slots:
         if slot.reader is not None:
             backend.note_written(backend.partition_state(slot.topic, slot.partition)[1], slot.reader.high_offset)
         hw = max(backend.high_watermark(slot.topic, slot.partition), 0) if not slot.error else -1
-        by_topic.setdefault(slot.topic, []).append(part_cls(
+        by_topic.setdefault(slot.topic, []).append(PartitionData(
             partition_index=slot.partition, error_code=slot.error, high_watermark=hw, last_stable_offset=hw,
-            log_start_offset=-1, aborted_transactions=[], preferred_read_replica=-1,
-            records=b"".join(slot.chunks)))
-    return resp(throttle_time_ms=0, error_code=0, session_id=0,
-                responses=[resp.FetchableTopicResponse(topic=t, partitions=ps) for t, ps in by_topic.items()])
+            records=slot.chunks))
+    return FetchResponseData(throttle_time_ms=0, error_code=0, session_id=0,
+                             responses=[FetchableTopicResponse(t, ps) for t, ps in by_topic.items()])
 
 
-def error_response(request, code):
-    resp = response_class(API_KEY)
-    part_cls = resp.FetchableTopicResponse.PartitionData
-    return resp(throttle_time_ms=0, error_code=code, session_id=0, responses=[
-        resp.FetchableTopicResponse(topic=t.topic, partitions=[part_cls(
-            partition_index=p.partition, error_code=code, high_watermark=-1, last_stable_offset=-1,
-            log_start_offset=-1, aborted_transactions=[], preferred_read_replica=-1, records=b"")
-            for p in t.partitions]) for t in request.topics])
+def error_response(request, code) -> FetchResponseData:
+    return FetchResponseData(throttle_time_ms=0, error_code=code, session_id=0, responses=[
+        FetchableTopicResponse(t.topic, [PartitionData(partition_index=p.partition, error_code=code,
+                                                       high_watermark=-1, last_stable_offset=-1)
+                                         for p in t.partitions]) for t in request.topics])

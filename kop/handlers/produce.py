@@ -2,7 +2,8 @@
 
 Each partition's single record batch (magic 2) is checked (size, CRC32C, record count) and written
 as one Pulsar entry (see backend/writer.py); its base offset is the packed Pulsar position of its
-first record. acks=1 and acks=all both answer once Pulsar has persisted the entry (Pulsar has no
+first record. The request is decoded by protocol/produce_request.py, which leaves the batches as
+views of the received frame. acks=1 and acks=all both answer once Pulsar has persisted the entry (Pulsar has no
 "leader only" write); acks=0 gets no answer, as in Kafka.
 
 Idempotent producers (producer_id >= 0): duplicates of one of the last five batches are answered
@@ -161,6 +162,8 @@ async def _validate(ctx, topic: str, part):
     if header.size > MAX_ENTRY_BYTES:
         raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch of {header.size} bytes exceeds {MAX_ENTRY_BYTES}")
     if ctx.backend.entry_format == "kafka":
+        # The batch's only copy in kop: the frame and this view came from the socket's bytes as they
+        # were (framing.py, produce_request.py); the Pulsar binding takes bytes.
         return header, bytes(view), None
     try:
         recs = kafka_records.decode_records(view)

@@ -3,6 +3,12 @@
 The size is checked before a single byte of the frame is buffered, so a hostile or broken peer
 can never make kop allocate more than ``max_frame_size`` bytes per connection. Bytes may arrive in
 any chunking; frames come out whole and in order.
+
+Frames are handed out without copying where possible (this is the Produce hot path, where frames
+carry the record batches): a frame that lies wholly inside one received ``bytes`` chunk is a
+read-only ``memoryview`` of that chunk; a frame spread over several chunks is copied once, into a
+buffer of exactly its announced size, and handed out as a view of it. Chunks of a mutable type
+(bytearray, memoryview) are copied first, since their owner may reuse them.
 """
 
 from __future__ import annotations
@@ -13,41 +19,57 @@ _SIZE_LEN = 4
 
 
 class FrameDecoder:
-    __slots__ = ("max_frame_size", "_buf", "_need")
+    __slots__ = ("max_frame_size", "_prefix", "_frame", "_filled")
 
     def __init__(self, max_frame_size: int) -> None:
         self.max_frame_size = max_frame_size
-        self._buf = bytearray()
-        self._need = -1  # size of the frame being collected, -1 while reading the size prefix
+        self._prefix = bytearray()  # a size prefix split across chunks
+        self._frame: bytearray | None = None  # the frame being collected across chunks
+        self._filled = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._prefix) + self._filled
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+    def _size(self, size: int) -> int:
+        if size < 0:
+            raise ProtocolViolation(f"negative frame size {size}")
+        if size > self.max_frame_size:
+            raise ProtocolViolation(f"frame of {size} bytes exceeds the limit of {self.max_frame_size}")
+        if size < 8:  # api_key, api_version and correlation_id at least
+            raise ProtocolViolation(f"frame of {size} bytes is too short to hold a request header")
+        return size
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[memoryview]:
         """Add received bytes; return every frame now complete (without its size prefix)."""
-        self._buf += data
-        frames: list[bytes] = []
-        buf = self._buf
-        pos = 0
-        while True:
-            if self._need < 0:
-                if len(buf) - pos < _SIZE_LEN:
+        view = memoryview(data if type(data) is bytes else bytes(data)).cast("B")
+        frames: list[memoryview] = []
+        pos, end = 0, len(view)
+        while pos < end:
+            frame = self._frame
+            if frame is not None:  # finishing a frame begun in an earlier chunk
+                take = min(len(frame) - self._filled, end - pos)
+                frame[self._filled:self._filled + take] = view[pos:pos + take]
+                self._filled += take
+                pos += take
+                if self._filled == len(frame):
+                    frames.append(memoryview(frame).toreadonly())
+                    self._frame, self._filled = None, 0
+                continue
+            if self._prefix or end - pos < _SIZE_LEN:
+                take = min(_SIZE_LEN - len(self._prefix), end - pos)
+                self._prefix += view[pos:pos + take]
+                pos += take
+                if len(self._prefix) < _SIZE_LEN:
                     break
-                size = int.from_bytes(buf[pos:pos + _SIZE_LEN], "big", signed=True)
-                if size < 0:
-                    raise ProtocolViolation(f"negative frame size {size}")
-                if size > self.max_frame_size:
-                    raise ProtocolViolation(f"frame of {size} bytes exceeds the limit of {self.max_frame_size}")
-                if size < 8:  # api_key, api_version and correlation_id at least
-                    raise ProtocolViolation(f"frame of {size} bytes is too short to hold a request header")
-                self._need = size
+                size = self._size(int.from_bytes(self._prefix, "big", signed=True))
+                self._prefix = bytearray()
+            else:
+                size = self._size(int.from_bytes(view[pos:pos + _SIZE_LEN], "big", signed=True))
                 pos += _SIZE_LEN
-            if len(buf) - pos < self._need:
-                break
-            frames.append(bytes(buf[pos:pos + self._need]))
-            pos += self._need
-            self._need = -1
-        if pos:
-            del buf[:pos]
+            if end - pos >= size:
+                frames.append(view[pos:pos + size])
+                pos += size
+            else:
+                self._frame, self._filled = bytearray(size), 0
         return frames

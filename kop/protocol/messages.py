@@ -40,6 +40,7 @@ from kafka.protocol.producer import (InitProducerIdRequest, InitProducerIdRespon
 from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
                                  SaslHandshakeResponse)
 
+from . import produce_request
 from .errors import ProtocolViolation
 
 API_VERSIONS_KEY = 18
@@ -125,7 +126,7 @@ def parse_header(frame: bytes, flexible: bool) -> tuple[RequestHeader, int]:
     if length >= 0:
         if pos + length > len(frame):
             raise ProtocolViolation("request header truncated inside client_id")
-        client_id = frame[pos:pos + length].decode("utf-8", "replace")
+        client_id = str(frame[pos:pos + length], "utf-8", "replace")
         pos += length
     elif length != -1:
         raise ProtocolViolation(f"negative client_id length {length}")
@@ -142,6 +143,11 @@ def parse_header(frame: bytes, flexible: bool) -> tuple[RequestHeader, int]:
 
 def decode_request(api_key: int, api_version: int, frame: bytes, offset: int) -> Any:
     """Decode a request body, insisting that it fills the frame exactly."""
+    if api_key == produce_request.API_KEY:  # the hot path: records stay views of the frame
+        request, end = produce_request.decode(api_version, frame, offset)
+        if end > len(frame):
+            raise ProtocolViolation(f"ProduceRequest v{api_version}: body runs past the frame")
+        return request
     cls = CODECS[api_key][0]
     flexible = cls.flexible_version_q(api_version)
     decoder = cls._struct.compiled_decode_from(api_version, compact=flexible, tagged=flexible,
@@ -162,9 +168,13 @@ def decode_request(api_key: int, api_version: int, frame: bytes, offset: int) ->
 
 def encode_response(api_key: int, api_version: int, correlation_id: int, response: Any) -> list[bytes]:
     """The framed response as a list of chunks (size + header, body)."""
-    body = response.encode(version=api_version)
-    if api_key != API_VERSIONS_KEY and is_flexible(api_key, api_version):
-        header = struct.pack(">iib", 4 + 1 + len(body), correlation_id, 0)  # header v1: empty tags
+    if hasattr(response, "encode_chunks"):  # hand-encoded (fetch_response.py): records are not copied
+        body = response.encode_chunks(api_version)
     else:
-        header = struct.pack(">ii", 4 + len(body), correlation_id)  # header v0 (always for ApiVersions)
-    return [header, body]
+        body = [response.encode(version=api_version)]
+    size = sum(len(chunk) for chunk in body)
+    if api_key != API_VERSIONS_KEY and is_flexible(api_key, api_version):
+        header = struct.pack(">iib", 4 + 1 + size, correlation_id, 0)  # header v1: empty tags
+    else:
+        header = struct.pack(">ii", 4 + size, correlation_id)  # header v0 (always for ApiVersions)
+    return [header, *body]

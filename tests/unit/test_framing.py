@@ -93,12 +93,35 @@ def test_accepts_memoryview_and_bytearray():
     assert dec.feed(bytearray(data[5:])) == [payload_of(10)]
 
 
-def test_frames_are_independent_bytes():
+def test_frames_are_read_only_and_independent():
     dec = FrameDecoder(MAX)
     frames = dec.feed(STREAM)
-    assert all(type(f) is bytes for f in frames)
+    assert all(f.readonly for f in frames)
     dec.feed(framed(payload_of(8, 77)))
     assert frames == FRAMES  # later feeds do not modify frames already returned
+
+
+def test_frames_inside_one_chunk_are_not_copied():
+    data = STREAM
+    frames = FrameDecoder(MAX).feed(data)
+    assert all(f.obj is data for f in frames)
+
+
+def test_a_split_frame_is_collected_into_one_buffer_and_later_feeds_leave_it_alone():
+    dec = FrameDecoder(MAX)
+    data = framed(payload_of(100, 5)) + framed(payload_of(9, 6))
+    assert dec.feed(data[:50]) == []
+    (first,) = dec.feed(data[50:110])
+    assert first == payload_of(100, 5) and dec.buffered > 0
+    assert dec.feed(data[110:]) == [payload_of(9, 6)]
+    assert first == payload_of(100, 5)
+
+
+def test_a_mutable_chunk_is_copied_before_frames_are_cut_from_it():
+    chunk = bytearray(framed(payload_of(10, 3)))
+    (frame,) = FrameDecoder(MAX).feed(chunk)
+    chunk[:] = bytes(len(chunk))
+    assert frame == payload_of(10, 3)
 
 
 def test_frame_of_exactly_max_size():

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""`make bench`: the same workloads against native Pulsar, kop (both entry formats), a native Kafka
+broker and KoP, on this machine, in one run. Medians of --runs runs; ratios are taken inside the run.
+
+    .venv/bin/python benchmarks/bench.py                 # everything (about 40-60 min on 2 cores)
+    .venv/bin/python benchmarks/bench.py --quick         # 1 run, 1 KiB x 16 partitions, fewer records
+    .venv/bin/python benchmarks/bench.py --only throughput,e2e --systems pulsar,kop-kafka
+
+Workloads: record values of 1 KiB and 100 B, 1 and 16 partitions, acks=all. Per workload and system:
+produce (unthrottled), consume (catch-up of what was produced), and end-to-end latency at a fixed
+rate, the same for every system: half the lowest maximum produce rate measured for that workload
+(so no system runs above half its load), at most 20,000 records/s (the Python driver's comfort).
+Then scaling (kop, kafka format: 1-64 partitions, 1-16 connections) and memory (kop with 1,000
+partitions in use and 500 connections).
+
+Output: progress on stderr, the tables on stdout, benchmarks/results/latest.json (every run's
+figures, the medians, the machine) and benchmarks/results/latest.png (the chart). Logs of every tool
+go to .run/bench/logs (kept until the next run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ck, java_tools, latency, report, scale  # noqa: E402
+from harness.measure import SYSTEMS, Measurement, medians  # noqa: E402
+from harness.procs import REPO, CpuSampler, log  # noqa: E402
+from harness.systems import (KafkaBroker, Kop, KopNar, Pulsar, create_kafka_topic,  # noqa: E402
+                             delete_kafka_topics, delete_native_topic)
+
+RESULTS = REPO / "benchmarks" / "results"
+RUN_DIR = REPO / ".run" / "bench"
+# Records per produce run, by value size, at --scale 1: enough for several seconds on this machine.
+RECORDS = {1024: 100_000, 100: 300_000}
+E2E_SECONDS = 8.0
+E2E_MAX_RATE = 20_000
+
+
+class Bench:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.logs = RUN_DIR / "logs"
+        shutil.rmtree(self.logs, ignore_errors=True)
+        self.logs.mkdir(parents=True)
+        self.sampler = CpuSampler()
+        self.measurements: list[Measurement] = []
+        self.endpoints: dict[str, str] = {}
+        self.server_targets: dict[str, dict] = {}
+        self.unavailable: dict[str, str] = {}
+        self.extra: dict = {}
+        self.uid = uuid.uuid4().hex[:6]
+
+    def targets(self, system: str) -> dict:
+        return {**self.server_targets.get(system, {}), **Pulsar.targets()}
+
+    def record(self, m: Measurement) -> None:
+        self.measurements.append(m)
+        if m.ok:
+            extra = f", p50 {m.latency_ms['p50']} ms, p99 {m.latency_ms['p99']} ms" if m.phase == "e2e" else ""
+            log(f"  {m.system:<10} {m.client:<16} {m.phase:<8} {m.rate:>10,.0f} rec/s {m.mib_s:>7.1f} MiB/s{extra}")
+        else:
+            log(f"  {m.system:<10} {m.client:<16} {m.phase:<8} FAILED: {m.note[-300:]}")
+
+    # -- throughput ------------------------------------------------------------------------------
+
+    def throughput(self, system: str, size: int, parts: int, run: int) -> None:
+        n = int(RECORDS[size] * self.args.scale)
+        if system == "pulsar":
+            topic = f"persistent://public/default/bench-{size}-{parts}-{run}-{self.uid}"
+            for phase in ("produce", "consume"):
+                m = Measurement(system, "pulsar-perf", phase, size, parts, run, records=n)
+                self.record(java_tools.pulsar_perf(m, topic, self.logs, self.sampler, self.targets(system)))
+                if not m.ok:
+                    break
+            problem = delete_native_topic(topic)
+            if problem:
+                log(problem)
+            return
+        bootstrap = self.endpoints[system]
+        for client in self.args.kafka_clients.split(","):
+            topic = f"bench-{system}-{client}-{size}-{parts}-{run}-{self.uid}"
+            try:
+                create_kafka_topic(bootstrap, topic, parts)
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed figure
+                self.record(Measurement(system, client, "produce", size, parts, run, note=f"FAILED: topic: {exc}"))
+                continue
+            targets = self.targets(system)
+            produced = Measurement(system, client, "produce", size, parts, run, records=n)
+            if client == "kafka-perf":
+                java_tools.producer_performance(produced, bootstrap, topic, self.logs, self.sampler, targets)
+            else:
+                ck.produce(produced, bootstrap, topic, self.sampler, targets)
+            self.record(produced)
+            if produced.ok:
+                consumed = Measurement(system, client, "consume", size, parts, run, records=n)
+                if client == "kafka-perf":
+                    java_tools.consumer_performance(consumed, bootstrap, topic, self.logs, self.sampler, targets)
+                else:
+                    ck.consume(consumed, bootstrap, topic, self.sampler, targets, contiguous_offsets=system == "kafka")
+                self.record(consumed)
+            for problem in delete_kafka_topics(bootstrap, [topic]):
+                log(problem)
+
+    # -- end-to-end latency ----------------------------------------------------------------------
+
+    def e2e_rate(self, size: int, parts: int) -> float:
+        figures = [f for f in medians(self.measurements)
+                   if f.phase == "produce" and f.size == size and f.partitions == parts and f.records_per_s]
+        best: dict[str, float] = {}
+        for f in figures:
+            best[f.system] = max(best.get(f.system, 0.0), f.records_per_s)
+        if not best:
+            return 1000.0
+        return float(min(E2E_MAX_RATE, int(min(best.values()) / 2 / 100) * 100 or 100))
+
+    def e2e(self, system: str, size: int, parts: int, run: int, rate: float) -> None:
+        kind = "pulsar" if system == "pulsar" else "kafka"
+        m = Measurement(system, "pulsar-client" if kind == "pulsar" else "confluent-kafka", "e2e", size, parts, run)
+        m.note = ("pulsar-client (C++ core), batching 1 ms" if kind == "pulsar"
+                  else "confluent-kafka, linger.ms=1, acks=all; consumer assign() at the end")
+        if kind == "pulsar":
+            topic = f"persistent://public/default/e2e-{size}-{parts}-{run}-{self.uid}"
+            scale.create_native_partitioned(topic, parts)
+            endpoint = "pulsar://127.0.0.1:6650"
+        else:
+            topic, endpoint = f"e2e-{system}-{size}-{parts}-{run}-{self.uid}", self.endpoints[system]
+            create_kafka_topic(endpoint, topic, parts)
+        try:
+            latency.run(m, kind, endpoint, topic, rate, E2E_SECONDS, self.sampler, self.targets(system))
+        except Exception as exc:  # noqa: BLE001 - recorded as a failed figure
+            m.note += f"; FAILED: {type(exc).__name__}: {exc}"
+        self.record(m)
+        problems = [delete_native_topic(topic)] if kind == "pulsar" else delete_kafka_topics(endpoint, [topic])
+        for problem in filter(None, problems):
+            log(problem)
+
+    # -- the whole run ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        args = self.args
+        systems = [s for s in args.systems.split(",") if s]
+        workloads = [(1024, 16)] if args.quick else [(1024, 16), (1024, 1), (100, 16), (100, 1)]
+        only = set(args.only.split(","))
+        started = time.monotonic()
+        with Pulsar(RUN_DIR / "pulsar") as _pulsar, KafkaBroker(RUN_DIR / "kafka") as kafka, \
+                Kop("kafka", self.logs / "kop-kafka.log") as kop_kafka, \
+                Kop("pulsar", self.logs / "kop-pulsar.log") as kop_pulsar, KopNar() as kop_nar:
+            self.endpoints = {"kop-kafka": kop_kafka.bootstrap, "kop-pulsar": kop_pulsar.bootstrap,
+                              "kafka": kafka.bootstrap, "KoP": kop_nar.bootstrap}
+            self.server_targets = {"kop-kafka": kop_kafka.targets(), "kop-pulsar": kop_pulsar.targets(),
+                                   "kafka": kafka.targets(), "KoP": kop_nar.targets()}
+            if kop_nar.error:
+                self.unavailable["KoP"] = kop_nar.error
+                systems = [s for s in systems if s != "KoP"]
+                log(f"KoP left out: {kop_nar.error}")
+            if "throughput" in only:
+                for run in range(args.runs):
+                    for size, parts in workloads:
+                        log(f"throughput, run {run + 1}/{args.runs}: {size} B x {parts} partition(s)")
+                        for system in systems:
+                            self.throughput(system, size, parts, run)
+            if "e2e" in only:
+                for size, parts in workloads:
+                    rate = self.e2e_rate(size, parts)
+                    log(f"end-to-end latency: {size} B x {parts} partition(s) at {rate:,.0f} records/s")
+                    for run in range(args.runs):
+                        for system in systems:
+                            self.e2e(system, size, parts, run, rate)
+            if "scaling" in only and "kop-kafka" in systems:
+                self.extra["scaling"] = scale.scaling(kop_kafka.bootstrap, kop_kafka.targets(), self.sampler,
+                                                      runs=args.runs, quick=args.quick, scale=args.scale)
+            self.extra["kop_logs"] = {name: {"exit": None, "problems": k.problems()[:20]}
+                                      for name, k in (("kafka", kop_kafka), ("pulsar", kop_pulsar))}
+        if "memory" in only:
+            with Pulsar(RUN_DIR / "pulsar"):
+                self.extra["memory"] = scale.memory(self.logs, quick=args.quick)
+        return self.finish(time.monotonic() - started)
+
+    def finish(self, seconds: float) -> int:
+        figures = medians(self.measurements)
+        machine = {"cpus": os.cpu_count(), "model": _cpu_model(), "memory_gib": _mem_gib(),
+                   "python": platform.python_version(), "kernel": platform.release(),
+                   "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
+        data = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine,
+                "runs": self.args.runs, "scale": self.args.scale, "quick": self.args.quick,
+                "total_seconds": round(seconds), "systems": SYSTEMS, "unavailable": self.unavailable,
+                "figures": [report.figure_json(f) for f in figures],
+                "measurements": [m.as_json() for m in self.measurements], **self.extra}
+        data["targets"] = report.targets(figures, self.extra)
+        out = Path(self.args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(data, indent=1) + "\n")
+        print(report.text(data, figures))
+        chart = out.with_suffix(".png")
+        problem = report.chart(figures, chart, data)
+        print(f"\nwrote {out}" + (f" and {chart}" if not problem else f" (no chart: {problem})"))
+        return 0 if all(m.ok for m in self.measurements) else 1
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _mem_gib() -> float:
+    try:
+        return round(int(open("/proc/meminfo").readline().split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--runs", type=int, default=3, help="runs per figure; the report shows medians (default 3)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the records per run (default 1)")
+    ap.add_argument("--quick", action="store_true", help="one workload (1 KiB x 16 partitions), 1 run, scale 0.3")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, of: " + ", ".join(SYSTEMS))
+    ap.add_argument("--kafka-clients", default="kafka-perf,confluent-kafka",
+                    help="Kafka-protocol load generators: kafka-perf (Kafka's Java tools), confluent-kafka")
+    ap.add_argument("--only", default="throughput,e2e,scaling,memory", help="sections to run")
+    ap.add_argument("--output", default=str(RESULTS / "latest.json"))
+    args = ap.parse_args()
+    if args.quick:
+        args.runs, args.scale = 1, min(args.scale, 0.3)
+    return Bench(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

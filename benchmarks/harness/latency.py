@@ -1,0 +1,205 @@
+"""End-to-end latency at a fixed rate: a producer here, a consumer in a separate process.
+
+Each record's value starts with its sequence number and the producer's CLOCK_MONOTONIC time at
+send (one clock for every process on the machine); the consumer subtracts that from its own clock
+on receipt. The first second is warm-up and left out. Both sides use the same shape for every
+system: Kafka protocol (kop, Kafka, KoP) through confluent-kafka with ``linger.ms=1``, native Pulsar
+through pulsar-client (the same C++ core kop uses) with a 1 ms batching window, so the
+difference between two systems is the path, not the driver.
+
+Run as a script, this file is the consumer process:
+    latency.py consume kafka|pulsar ENDPOINT TOPIC PARTITIONS
+It prints "ready" once positioned at the end, then reads "expect N T0" on stdin and prints one
+JSON line with the latency summary of the records sent after T0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+STAMP = struct.Struct(">QQ")  # sequence number, send time (ns, CLOCK_MONOTONIC)
+WARMUP_S = 1.0
+QUIET_S = 20.0
+
+
+def summary(latencies_ns: list[int]) -> dict:
+    if not latencies_ns:
+        return {"samples": 0}
+    xs = sorted(latencies_ns)
+
+    def pct(q: float) -> float:
+        return round(xs[min(len(xs) - 1, int(q * len(xs)))] / 1e6, 3)
+    return {"samples": len(xs), "p50": pct(0.50), "p99": pct(0.99), "p999": pct(0.999), "max": round(xs[-1] / 1e6, 3)}
+
+
+# -- the consumer process ---------------------------------------------------------------------------
+
+def _kafka_receiver(endpoint: str, topic: str, partitions: int):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": endpoint, "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
+                  "enable.auto.commit": False, "enable.auto.offset.store": False})
+    positions = []
+    for p in range(partitions):
+        _, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        positions.append(TopicPartition(topic, p, high))
+    c.assign(positions)
+    c.consume(1, timeout=0.5)  # let the fetchers start
+
+    def receive():
+        # consume(n, timeout) would wait for n records or the timeout, adding up to the timeout to
+        # every latency: wait for one record, then take whatever else is already there.
+        first = c.poll(0.2)
+        if first is None:
+            return []
+        return [m.value() for m in [first, *c.consume(1000, timeout=0)] if not m.error()]
+    return receive, c.close
+
+
+def _pulsar_receiver(endpoint: str, topic: str, _partitions: int):
+    import pulsar
+    client = pulsar.Client(endpoint, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
+    consumer = client.subscribe(topic, f"e2e-{uuid.uuid4().hex[:8]}", consumer_type=pulsar.ConsumerType.Exclusive,
+                                initial_position=pulsar.InitialPosition.Latest)
+
+    def receive():
+        try:
+            return [consumer.receive(timeout_millis=200).data()]
+        except pulsar.Timeout:
+            return []
+    return receive, client.close
+
+
+def consumer_main(kind: str, endpoint: str, topic: str, partitions: int) -> None:
+    receive, close = (_kafka_receiver if kind == "kafka" else _pulsar_receiver)(endpoint, topic, partitions)
+    expect: list = []
+    threading.Thread(target=lambda: expect.extend(int(x) for x in sys.stdin.readline().split()), daemon=True).start()
+    print("ready", flush=True)
+    samples: list[tuple[int, int]] = []
+    seen: set[int] = set()
+    duplicates = 0
+    last_progress = time.monotonic()
+    while True:
+        values = receive()
+        now = time.monotonic_ns()
+        for value in values:
+            seq, sent = STAMP.unpack_from(value)
+            if seq in seen:
+                duplicates += 1
+                continue
+            seen.add(seq)
+            samples.append((sent, now - sent))
+        if values:
+            last_progress = time.monotonic()
+        if expect and len(seen) >= expect[0] or time.monotonic() - last_progress > QUIET_S:
+            break
+    t0 = expect[1] if len(expect) > 1 else 0
+    out = summary([lat for sent, lat in samples if sent >= t0])
+    out.update(received=len(seen), duplicates=duplicates)
+    print(json.dumps(out), flush=True)
+    close()
+
+
+# -- the producer side (in the benchmark's process) --------------------------------------------------
+
+def run(m, kind: str, endpoint: str, topic: str, rate: float, seconds: float, sampler, targets: dict):
+    """Send ``rate`` records/s for ``seconds`` and fill ``m`` (a Measurement) with the latencies."""
+    consumer = subprocess.Popen([sys.executable, __file__, "consume", kind, endpoint, topic, str(m.partitions)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if consumer.stdout.readline().strip() != "ready":
+            m.note = f"FAILED: the consumer did not start (rc={consumer.wait()})"
+            return m
+        send, finish = (_kafka_sender if kind == "kafka" else _pulsar_sender)(endpoint, topic, m.size)
+        sampler.start({"client": (os.getpid(), -1), "consumer": (consumer.pid, -1), **targets})
+        start = time.monotonic_ns()
+        end = start + int(seconds * 1e9)
+        sent = 0
+        while (now := time.monotonic_ns()) < end:
+            due = int((now - start) * rate / 1e9) + 1
+            while sent < due:
+                send(STAMP.pack(sent, time.monotonic_ns()))
+                sent += 1
+            time.sleep(0.0005)
+        acked, errors = finish()
+        m.cpu = sampler.stop()
+        consumer.stdin.write(f"{acked} {start + int(WARMUP_S * 1e9)}\n")
+        consumer.stdin.flush()
+        result = json.loads(consumer.stdout.readline() or "{}")
+    finally:
+        if consumer.poll() is None:
+            consumer.terminate()
+        consumer.wait()
+    m.target_rate = rate
+    m.records, m.seconds = sent, seconds
+    m.latency_ms = result
+    m.tool_reported = f"sent {sent}, acknowledged {acked}, received {result.get('received')}, " \
+                      f"duplicates {result.get('duplicates')}"
+    m.ok = result.get("samples", 0) > 0 and result.get("received") == acked == sent and not errors
+    if not m.ok:
+        m.note += f"; FAILED: {m.tool_reported}; errors {errors[:3]}"
+    return m
+
+
+def _kafka_sender(endpoint: str, topic: str, size: int):
+    from confluent_kafka import Producer
+    errors: list[str] = []
+    acked = [0]
+
+    def on_delivery(err, _msg):
+        if err is None:
+            acked[0] += 1
+        elif len(errors) < 5:
+            errors.append(str(err))
+    p = Producer({"bootstrap.servers": endpoint, "acks": "all", "linger.ms": 1})
+    p.list_topics(topic, timeout=30)
+    pad = b"\0" * max(0, size - STAMP.size)
+
+    def send(stamp: bytes) -> None:
+        p.produce(topic, stamp + pad, on_delivery=on_delivery)
+        p.poll(0)
+
+    def finish():
+        p.flush(60)
+        return acked[0], errors
+    return send, finish
+
+
+def _pulsar_sender(endpoint: str, topic: str, size: int):
+    import pulsar
+    client = pulsar.Client(endpoint, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
+    producer = client.create_producer(topic, batching_enabled=True, batching_max_publish_delay_ms=1,
+                                      block_if_queue_full=True)
+    errors: list[str] = []
+    acked = [0]
+    lock = threading.Lock()
+
+    def on_sent(result, _msg_id):
+        with lock:
+            if result == pulsar.Result.Ok:
+                acked[0] += 1
+            elif len(errors) < 5:
+                errors.append(str(result))
+    pad = b"\0" * max(0, size - STAMP.size)
+
+    def send(stamp: bytes) -> None:
+        producer.send_async(stamp + pad, on_sent)
+
+    def finish():
+        producer.flush()
+        time.sleep(0.2)  # the last callbacks run on the client's thread
+        client.close()
+        return acked[0], errors
+    return send, finish
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 6 or sys.argv[1] != "consume":
+        sys.exit(__doc__)
+    consumer_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))

@@ -1,0 +1,142 @@
+"""The report: the medians table, the issue's target ratios, and the chart (matplotlib, PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .measure import SYSTEMS, Figure, find
+
+RSS_TARGET_MIB = 250
+
+
+def figure_json(f: Figure) -> dict:
+    return {"system": f.system, "client": f.client, "phase": f.phase, "size": f.size, "partitions": f.partitions,
+            "runs": f.runs, "failed": f.failed, "records_per_s": round(f.records_per_s, 1),
+            "mib_per_s": round(f.mib_per_s, 2), "min_max_records_per_s": [round(x, 1) for x in f.spread],
+            "p50_ms": f.p50_ms, "p99_ms": f.p99_ms, "target_rate": f.target_rate, "cpu_median_avg": f.cpu,
+            "notes": f.notes}
+
+
+def _ratio(a: Figure | None, b: Figure | None) -> float | None:
+    if a is None or b is None or not b.records_per_s:
+        return None
+    return round(a.records_per_s / b.records_per_s, 3)
+
+
+def targets(figures: list[Figure], extra: dict) -> list[dict]:
+    """The issue's targets, each with the figures it is computed from (None: not measured)."""
+    rows = []
+
+    def add(name: str, value, goal: str, met, how: str) -> None:
+        rows.append({"figure": name, "value": value, "target": goal, "met": met, "from": how})
+
+    size, parts = 1024, 16
+    native = {ph: find(figures, "pulsar", ph, size, parts) for ph in ("produce", "consume")}
+    for client in ("kafka-perf", "confluent-kafka"):
+        for phase in ("produce", "consume"):
+            r = _ratio(find(figures, "kop-kafka", phase, size, parts, client), native[phase])
+            add(f"kop {phase} MB/s (kafka format, 1 KiB, 16 partitions) / pulsar-perf, {client}", r, ">= 0.9",
+                None if r is None else r >= 0.9, f"{client} through kop vs pulsar-perf {phase}")
+        r = _ratio(find(figures, "kop-pulsar", "produce", size, parts, client),
+                   find(figures, "kop-kafka", "produce", size, parts, client))
+        add(f"kop produce, pulsar format / kafka format, {client}", r, ">= 0.5", None if r is None else r >= 0.5,
+            "1 KiB, 16 partitions")
+        for phase in ("produce", "consume"):
+            r = _ratio(find(figures, "kop-kafka", phase, size, parts, client),
+                       find(figures, "KoP", phase, size, parts, client))
+            add(f"kop / KoP {phase}, {client}", r, ">= 1.0", None if r is None else r >= 1.0, "1 KiB, 16 partitions")
+    for sz, pt in ((1024, 16), (1024, 1), (100, 16), (100, 1)):
+        k, p = find(figures, "kop-kafka", "e2e", sz, pt), find(figures, "pulsar", "e2e", sz, pt)
+        if k and p and k.p99_ms is not None and p.p99_ms is not None:
+            d = round(k.p99_ms - p.p99_ms, 2)
+            add(f"p99 end-to-end at half load, kop - Pulsar ({sz} B, {pt} partitions)", d, "<= 2 ms", d <= 2,
+                f"kop {k.p99_ms} ms, Pulsar {p.p99_ms} ms at {k.target_rate:,.0f} records/s")
+    scaling = extra.get("scaling") or {}
+    for kind, label in (("partitions", "1 to 64 partitions"), ("connections", "1 to 16 connections")):
+        spread = scaling.get(f"{kind}_spread")
+        if spread:
+            add(f"kop produce throughput, {label} (spread around the median)", spread, "within +-10%",
+                max(abs(x) for x in spread) <= 0.10, "confluent-kafka, kafka format, 1 KiB")
+    mem = extra.get("memory") or {}
+    if mem.get("rss_peak_mib"):
+        add(f"kop RSS with {mem['partitions']} partitions in use and {mem['connections']} connections",
+            mem["rss_peak_mib"], f"<= {RSS_TARGET_MIB} MB", mem["rss_peak_mib"] <= RSS_TARGET_MIB,
+            f"peak, MiB; {mem['consumed']}/{mem['expected']} records read back")
+    return rows
+
+
+def _cpu(f: Figure) -> str:
+    names = (("server", "srv"), ("server_loop", "loop"), ("pulsar", "pulsar"), ("client", "cli"))
+    return " ".join(f"{short}={f.cpu[k]:.0f}" for k, short in names if k in f.cpu)
+
+
+def text(data: dict, figures: list[Figure]) -> str:
+    m = data["machine"]
+    lines = [f"kop benchmark, {data['date']}, {m['cpus']} CPUs ({m['model']}), {m['memory_gib']} GiB, "
+             f"median of {data['runs']} run(s), {data['total_seconds']} s in all", ""]
+    head = (f"{'size':>5} {'parts':>5} {'phase':<8} {'system':<11} {'client':<16} {'records/s':>10} {'MiB/s':>7} "
+            f"{'vs Pulsar':>9} {'p50/p99 ms':>13}  cpu% (median of avg)")
+    lines += [head, "-" * len(head)]
+    for f in figures:
+        if f.runs == f.failed:
+            lines.append(f"{f.size:>5} {f.partitions:>5} {f.phase:<8} {f.system:<11} {f.client:<16} FAILED: "
+                         + "; ".join(f.notes)[-150:])
+            continue
+        native = find(figures, "pulsar", f.phase, f.size, f.partitions)
+        ratio = _ratio(f, native) if f.phase != "e2e" else None
+        lat = f"{f.p50_ms:.1f}/{f.p99_ms:.1f}" if f.p99_ms is not None else ""
+        lines.append(f"{f.size:>5} {f.partitions:>5} {f.phase:<8} {f.system:<11} {f.client:<16} "
+                     f"{f.records_per_s:>10,.0f} {f.mib_per_s:>7.1f} {'' if ratio is None else f'{ratio:.2f}':>9} "
+                     f"{lat:>13}  {_cpu(f)}" + (f"  [{f.failed} failed]" if f.failed else ""))
+    lines += ["", "targets (issue 5):"]
+    for t in data["targets"]:
+        met = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        lines.append(f"  {t['figure']:<86} {t['value']!s:>14}  {t['target']:<12} {met:<12} {t['from']}")
+    for system, why in data["unavailable"].items():
+        lines.append(f"  {SYSTEMS[system]}: not measured: {why}")
+    return "\n".join(lines)
+
+
+def chart(figures: list[Figure], path: Path, data: dict) -> str | None:
+    """Throughput per workload (bars per system and client) and p99 latency; None when written."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        return f"matplotlib is missing ({exc}); `make bench` installs it"
+    workloads = sorted({(f.size, f.partitions) for f in figures}, key=lambda w: (-w[0], -w[1]))
+    series = sorted({(f.system, f.client) for f in figures if f.phase != "e2e"},
+                    key=lambda s: (list(SYSTEMS).index(s[0]), s[1]))
+    fig, axes = plt.subplots(1, 3, figsize=(18, 6))
+    for ax, phase in zip(axes[:2], ("produce", "consume")):
+        width = 0.8 / max(len(series), 1)
+        for i, (system, client) in enumerate(series):
+            ys = [(find(figures, system, phase, s, p, client) or Figure(system, client, phase, s, p, 0, 0)).mib_per_s
+                  for s, p in workloads]
+            ax.bar([w + i * width for w in range(len(workloads))], ys, width, label=f"{system} / {client}")
+        ax.set_xticks([w + 0.4 - width / 2 for w in range(len(workloads))])
+        ax.set_xticklabels([f"{s} B x {p}p" for s, p in workloads])
+        ax.set_ylabel("MiB/s of record values (median)")
+        ax.set_title(f"{phase} (acks=all)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    lat = sorted({f.system for f in figures if f.phase == "e2e"}, key=list(SYSTEMS).index)
+    width = 0.8 / max(len(lat), 1)
+    for i, system in enumerate(lat):
+        ys = [(find(figures, system, "e2e", s, p) or Figure(system, "", "e2e", s, p, 0, 0)).p99_ms or 0
+              for s, p in workloads]
+        ax.bar([w + i * width for w in range(len(workloads))], ys, width, label=system)
+    ax.set_xticks([w + 0.4 - width / 2 for w in range(len(workloads))])
+    ax.set_xticklabels([f"{s} B x {p}p" for s, p in workloads])
+    ax.set_ylabel("p99 end-to-end latency, ms (median)")
+    ax.set_title("end-to-end at the same fixed rate (half the slowest maximum)")
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"kop benchmark {data['date'][:10]}, {data['machine']['cpus']} CPUs, "
+                 f"median of {data['runs']} run(s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return None
