@@ -102,6 +102,8 @@ def consumer_main(kind: str, endpoint: str, topic: str, partitions: int) -> None
     t0 = expect[1] if len(expect) > 1 else 0
     out = summary([lat for sent, lat in samples if sent >= t0])
     out.update(received=len(seen), duplicates=duplicates)
+    if expect:
+        out["missing"] = sorted(set(range(expect[0])) - seen)[:10]
     print(json.dumps(out), flush=True)
     close()
 
@@ -116,7 +118,8 @@ def run(m, kind: str, endpoint: str, topic: str, rate: float, seconds: float, sa
         if consumer.stdout.readline().strip() != "ready":
             m.note = f"FAILED: the consumer did not start (rc={consumer.wait()})"
             return m
-        send, finish = (_kafka_sender if kind == "kafka" else _pulsar_sender)(endpoint, topic, m.size)
+        send, tick, finish = (_kafka_sender if kind == "kafka" else _pulsar_sender)(endpoint, topic, m.size)
+        ack_latencies.clear()
         sampler.start({"client": (os.getpid(), -1), "consumer": (consumer.pid, -1), **targets})
         start = time.monotonic_ns()
         end = start + int(seconds * 1e9)
@@ -126,9 +129,12 @@ def run(m, kind: str, endpoint: str, topic: str, rate: float, seconds: float, sa
             while sent < due:
                 send(STAMP.pack(sent, time.monotonic_ns()))
                 sent += 1
+            tick()
             time.sleep(0.0005)
         acked, errors = finish()
         m.cpu = sampler.stop()
+        warm = start + int(WARMUP_S * 1e9)
+        acks = summary([lat for t, lat in ack_latencies if t >= warm])
         consumer.stdin.write(f"{acked} {start + int(WARMUP_S * 1e9)}\n")
         consumer.stdin.flush()
         result = json.loads(consumer.stdout.readline() or "{}")
@@ -139,6 +145,8 @@ def run(m, kind: str, endpoint: str, topic: str, rate: float, seconds: float, sa
     m.target_rate = rate
     m.records, m.seconds = sent, seconds
     m.latency_ms = result
+    if acks.get("samples"):
+        m.latency_ms["produce_ack"] = acks
     m.tool_reported = f"sent {sent}, acknowledged {acked}, received {result.get('received')}, " \
                       f"duplicates {result.get('duplicates')}"
     m.ok = result.get("samples", 0) > 0 and result.get("received") == acked == sent and not errors
@@ -147,14 +155,19 @@ def run(m, kind: str, endpoint: str, topic: str, rate: float, seconds: float, sa
     return m
 
 
+ack_latencies: list[tuple[int, int]] = []  # (send time, acknowledgement latency), Kafka senders
+
+
 def _kafka_sender(endpoint: str, topic: str, size: int):
     from confluent_kafka import Producer
     errors: list[str] = []
     acked = [0]
 
-    def on_delivery(err, _msg):
+    def on_delivery(err, msg):
         if err is None:
             acked[0] += 1
+            _seq, sent = STAMP.unpack_from(msg.value())
+            ack_latencies.append((sent, time.monotonic_ns() - sent))
         elif len(errors) < 5:
             errors.append(str(err))
     p = Producer({"bootstrap.servers": endpoint, "acks": "all", "linger.ms": 1})
@@ -163,12 +176,14 @@ def _kafka_sender(endpoint: str, topic: str, size: int):
 
     def send(stamp: bytes) -> None:
         p.produce(topic, stamp + pad, on_delivery=on_delivery)
+
+    def tick() -> None:  # serve delivery reports as they come, so their times are right
         p.poll(0)
 
     def finish():
         p.flush(60)
         return acked[0], errors
-    return send, finish
+    return send, tick, finish
 
 
 def _pulsar_sender(endpoint: str, topic: str, size: int):
@@ -196,7 +211,7 @@ def _pulsar_sender(endpoint: str, topic: str, size: int):
         time.sleep(0.2)  # the last callbacks run on the client's thread
         client.close()
         return acked[0], errors
-    return send, finish
+    return send, (lambda: None), finish
 
 
 if __name__ == "__main__":

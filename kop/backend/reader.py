@@ -6,11 +6,11 @@ reuses it (and the messages the Pulsar client already prefetched) instead of see
 
 Reading never blocks the event loop and never loses a message:
 
-- :meth:`PartitionReader.poll` takes what the Pulsar client has already received (``read_next``
-  with a zero timeout is a queue pop) and returns at once;
-- :meth:`PartitionReader.arrival` gives a future that completes when the next message arrives,
-  from any writer (kop, a native Pulsar producer, another gateway); it is never cancelled, so a
-  message delivered after a fetch gave up waiting is kept for the next fetch.
+- :meth:`PartitionReader.poll` takes what the Pulsar client has already received (at most
+  ``fetch.reader_prefetch`` entries, its receiver queue) and returns at once;
+- :meth:`PartitionReader.arrival` gives a future that completes when a message is there, from any
+  writer (kop, a native Pulsar producer, another gateway); a message delivered after a fetch gave
+  up waiting stays queued for the next fetch.
 
 Messages are turned into Kafka batches by runs of the same Pulsar entry: a ``kafka``-format entry is
 its stored batch with the base offset rewritten in place; a run of ``pulsar``-format messages of one
@@ -20,7 +20,9 @@ entry becomes one uncompressed Kafka batch whose offsets are the messages' packe
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import threading
 import time
 from typing import Any
 
@@ -43,6 +45,8 @@ def _is_kafka_entry(message: Any) -> bool:
 
 
 class PartitionReader:
+    """One Pulsar reader and the Kafka fetch position it stands at."""
+
     def __init__(self, reader: _pulsar.Reader, topic_url: str, next_offset: int) -> None:
         self.reader = reader
         self.topic_url = topic_url
@@ -50,42 +54,70 @@ class PartitionReader:
         self.busy = False
         self.last_used = time.monotonic()
         self.high_offset = -1  # one past the highest record seen
-        self._held: list[Any] = []  # received, not yet returned (a fetch ran out of max_bytes)
-        self._arrival: asyncio.Future | None = None
         self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[Any] = collections.deque()  # delivered or put back, not yet returned
+        self._lock = threading.Lock()  # guards _armed and _waiter against the client's thread
+        self._armed = False  # a read_next_async is outstanding
+        self._waiter: asyncio.Future | None = None
+        self._failure: Any = None
 
     # -- receiving ----------------------------------------------------------------------------
+    # While messages flow, they are popped from the Pulsar client's queue directly (read_next with
+    # a zero timeout; no callback, no thread hop). Once that queue is empty, one read_next_async
+    # is left outstanding and no further read_next is tried until it delivers: a read_next(0) on an
+    # empty queue costs ~100 us (a C++ timeout turned into a Python exception), and a fetch over many
+    # quiet partitions used to pay that for each of them, every time.
+
+    def _arm(self) -> None:
+        with self._lock:
+            if self._armed or self.closed or self._failure is not None:
+                return
+            self._armed = True
+        self.reader.read_next_async(self._deliver)
+
+    def _deliver(self, result: Any, message: Any) -> None:  # on a Pulsar client thread
+        with self._lock:
+            self._armed = False
+            if result == _pulsar.Result.Ok:
+                self._queue.append(message)
+            elif not self.closed:
+                self._failure = result
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
 
     def arrival(self) -> asyncio.Future:
         """A future done when a message is ready (it may already be)."""
-        if self._held:
-            done = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-        if self._arrival is None:
-            loop = asyncio.get_running_loop()
-            future = self._arrival = loop.create_future()
-
-            def deliver(result, message) -> None:  # runs on a Pulsar client thread
-                loop.call_soon_threadsafe(_settle, future, result, message)
-            self.reader.read_next_async(deliver)
-        return self._arrival
+        with self._lock:
+            ready = bool(self._queue) or self._failure is not None
+            if not ready:
+                if self._waiter is None or self._waiter.done():
+                    self._waiter = self._loop.create_future()
+                waiter = self._waiter
+        if ready:
+            waiter = self._loop.create_future()
+            waiter.set_result(None)
+        else:
+            self._arm()
+        return waiter
 
     def _take(self) -> Any | None:
-        if self._held:
-            return self._held.pop(0)
-        if self._arrival is not None:
-            if not self._arrival.done():
-                return None
-            future, self._arrival = self._arrival, None
-            result, message = future.result()
-            if result != _pulsar.Result.Ok:
-                raise ReadFailed(result)
-            return message
+        if self._queue:
+            return self._queue.popleft()
+        if self._failure is not None:
+            raise ReadFailed(self._failure)
+        if self._armed:
+            return None  # the outstanding read_next_async gets the next message, in order
         try:
-            return self.reader.read_next(0)  # a queue pop: returns or times out at once
+            return self.reader.read_next(0)
         except _pulsar.Timeout:
+            self._arm()
             return None
+
+    def _put_back(self, message: Any) -> None:
+        """A message taken but not returned (the fetch ran out of bytes): it goes first next time."""
+        self._queue.appendleft(message)
 
     # -- turning messages into Kafka batches ---------------------------------------------------
 
@@ -122,7 +154,7 @@ class PartitionReader:
                     continue  # wholly before the fetch offset (a reader positioned mid-entry)
                 close_run()
                 if out and size + message.length() > max_bytes:
-                    self._held.insert(0, message)
+                    self._put_back(message)
                     break
                 # The stored batch goes out as it is, behind its base offset: no copy is made.
                 data = message.data()
@@ -138,7 +170,7 @@ class PartitionReader:
             if entry != run_entry:
                 close_run()
                 if out and size >= max_bytes:
-                    self._held.insert(0, message)
+                    self._put_back(message)
                     break
                 run_entry = entry
             run.append((message, offset))
@@ -149,9 +181,6 @@ class PartitionReader:
             self.next_offset = offset + 1
         close_run()
         return out
-
-    def has_held(self) -> bool:
-        return bool(self._held) or (self._arrival is not None and self._arrival.done())
 
     async def close(self) -> None:
         self.closed = True
@@ -171,9 +200,9 @@ class ReadFailed(Exception):
         self.result = result
 
 
-def _settle(future: asyncio.Future, result: Any, message: Any) -> None:
+def _wake(future: asyncio.Future) -> None:
     if not future.done():
-        future.set_result((result, message))
+        future.set_result(None)
 
 
 def _batch_from_messages(run: list[tuple[Any, int]]) -> bytes:
