@@ -21,6 +21,7 @@ go to .run/bench/logs (kept until the next run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -92,6 +93,7 @@ class Bench:
             topic = f"bench-{system}-{client}-{size}-{parts}-{run}-{self.uid}"
             try:
                 create_kafka_topic(bootstrap, topic, parts)
+                ck.warm_up(bootstrap, topic, parts, size)
             except Exception as exc:  # noqa: BLE001 - recorded as a failed figure
                 self.record(Measurement(system, client, "produce", size, parts, run, note=f"FAILED: topic: {exc}"))
                 continue
@@ -103,7 +105,7 @@ class Bench:
                 ck.produce(produced, bootstrap, topic, self.sampler, targets)
             self.record(produced)
             if produced.ok:
-                consumed = Measurement(system, client, "consume", size, parts, run, records=n)
+                consumed = Measurement(system, client, "consume", size, parts, run, records=n + parts)  # + warm-up
                 if client == "kafka-perf":
                     java_tools.consumer_performance(consumed, bootstrap, topic, self.logs, self.sampler, targets)
                 else:
@@ -136,6 +138,7 @@ class Bench:
         else:
             topic, endpoint = f"e2e-{system}-{size}-{parts}-{run}-{self.uid}", self.endpoints[system]
             create_kafka_topic(endpoint, topic, parts)
+            ck.warm_up(endpoint, topic, parts, size)
         try:
             latency.run(m, kind, endpoint, topic, rate, E2E_SECONDS, self.sampler, self.targets(system))
         except Exception as exc:  # noqa: BLE001 - recorded as a failed figure
@@ -153,17 +156,23 @@ class Bench:
         workloads = [(1024, 16)] if args.quick else [(1024, 16), (1024, 1), (100, 16), (100, 1)]
         only = set(args.only.split(","))
         started = time.monotonic()
-        with Pulsar(RUN_DIR / "pulsar") as _pulsar, KafkaBroker(RUN_DIR / "kafka") as kafka, \
-                Kop("kafka", self.logs / "kop-kafka.log") as kop_kafka, \
-                Kop("pulsar", self.logs / "kop-pulsar.log") as kop_pulsar, KopNar() as kop_nar:
-            self.endpoints = {"kop-kafka": kop_kafka.bootstrap, "kop-pulsar": kop_pulsar.bootstrap,
-                              "kafka": kafka.bootstrap, "KoP": kop_nar.bootstrap}
-            self.server_targets = {"kop-kafka": kop_kafka.targets(), "kop-pulsar": kop_pulsar.targets(),
-                                   "kafka": kafka.targets(), "KoP": kop_nar.targets()}
-            if kop_nar.error:
-                self.unavailable["KoP"] = kop_nar.error
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(Pulsar(RUN_DIR / "pulsar"))
+            servers = {}
+            for system in systems:  # only what this run measures is started
+                if system == "kafka":
+                    servers[system] = stack.enter_context(KafkaBroker(RUN_DIR / "kafka"))
+                elif system.startswith("kop-"):
+                    fmt = system.split("-", 1)[1]
+                    servers[system] = stack.enter_context(Kop(fmt, self.logs / f"{system}.log"))
+                elif system == "KoP":
+                    servers[system] = stack.enter_context(KopNar())
+            self.endpoints = {name: server.bootstrap for name, server in servers.items()}
+            self.server_targets = {name: server.targets() for name, server in servers.items()}
+            if "KoP" in servers and servers["KoP"].error:
+                self.unavailable["KoP"] = servers["KoP"].error
                 systems = [s for s in systems if s != "KoP"]
-                log(f"KoP left out: {kop_nar.error}")
+                log(f"KoP left out: {servers['KoP'].error}")
             if "throughput" in only:
                 for run in range(args.runs):
                     for size, parts in workloads:
@@ -177,14 +186,14 @@ class Bench:
                     for run in range(args.runs):
                         for system in systems:
                             self.e2e(system, size, parts, run, rate)
-            if "scaling" in only and "kop-kafka" in systems:
-                self.extra["scaling"] = scale.scaling(kop_kafka.bootstrap, kop_kafka.targets(), self.sampler,
-                                                      runs=args.runs, quick=args.quick, scale=args.scale)
-            self.extra["kop_logs"] = {name: {"exit": None, "problems": k.problems()[:20]}
-                                      for name, k in (("kafka", kop_kafka), ("pulsar", kop_pulsar))}
-        if "memory" in only:
-            with Pulsar(RUN_DIR / "pulsar"):
+            if "scaling" in only and "kop-kafka" in servers:
+                self.extra["scaling"] = scale.scaling(servers["kop-kafka"].bootstrap, servers["kop-kafka"].targets(),
+                                                      self.sampler, runs=args.runs, quick=args.quick, scale=args.scale,
+                                                      logs=self.logs)
+            if "memory" in only:
                 self.extra["memory"] = scale.memory(self.logs, quick=args.quick)
+            self.extra["kop_log_problems"] = {name: server.problems()[:20] for name, server in servers.items()
+                                              if isinstance(server, Kop)}
         return self.finish(time.monotonic() - started)
 
     def finish(self, seconds: float) -> int:

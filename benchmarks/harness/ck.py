@@ -16,6 +16,19 @@ from .procs import CpuSampler
 PRODUCER_NOTE = "librdkafka defaults (linger.ms=5, batches up to 1 MB, not idempotent), acks=all"
 
 
+def warm_up(bootstrap: str, topic: str, partitions: int, size: int) -> None:
+    """One record per partition before any clock starts: the gateway's per-partition set-up (a
+    Pulsar producer, the ledger) is then outside the figures, as pulsar-perf creates its producers
+    before it starts timing and a Kafka broker creates partitions with the topic."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
+    payload = os.urandom(size)
+    for part in range(partitions):
+        p.produce(topic, payload, partition=part)
+    if p.flush(120) != 0:
+        raise RuntimeError(f"warm-up of {topic} did not complete")
+
+
 def produce(m: Measurement, bootstrap: str, topic: str, sampler: CpuSampler, targets: dict) -> Measurement:
     from confluent_kafka import KafkaException, Producer
     m.note = PRODUCER_NOTE

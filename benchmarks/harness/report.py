@@ -88,6 +88,19 @@ def text(data: dict, figures: list[Figure]) -> str:
         lines.append(f"{f.size:>5} {f.partitions:>5} {f.phase:<8} {f.system:<11} {f.client:<16} "
                      f"{f.records_per_s:>10,.0f} {f.mib_per_s:>7.1f} {'' if ratio is None else f'{ratio:.2f}':>9} "
                      f"{lat:>13}  {_cpu(f)}" + (f"  [{f.failed} failed]" if f.failed else ""))
+    scaling = data.get("scaling")
+    if scaling:
+        lines += ["", f"scaling (kop, kafka format, confluent-kafka producers, {scaling['records']:,} x 1 KiB, median records/s):"]
+        native = {c["partitions"]: c["median"] for c in scaling.get("pulsar_perf_partitions", [])}
+        for c in scaling["cases"]:
+            ref = native.get(c["partitions"]) if c["varies"] == "partitions" else None
+            lines.append(f"  {c['partitions']:>3} partitions x {c['connections']:>2} connections: {c['median']:>10,.0f}"
+                         f"   kop cpu {c['kop_cpu_median']:.0f}%" + (f"   pulsar-perf, same partitions: {ref:,.0f}" if ref else ""))
+    mem = data.get("memory")
+    if mem:
+        lines += ["", f"memory: kop RSS {mem['rss_start_mib']:.0f} MiB after start, {mem['rss_after_connections_mib']:.0f} MiB "
+                      f"with {mem['connections']} connections, {mem['rss_peak_mib']:.0f} MiB peak with {mem['partitions']} "
+                      f"partitions written and read ({mem['consumed']}/{mem['expected']} records read back)"]
     lines += ["", "targets (issue 5):"]
     for t in data["targets"]:
         met = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
@@ -120,7 +133,8 @@ def chart(figures: list[Figure], path: Path, data: dict) -> str | None:
         ax.set_ylabel("MiB/s of record values (median)")
         ax.set_title(f"{phase} (acks=all)")
         ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=7)
+    if series:
+        axes[0].legend(fontsize=7)
     ax = axes[2]
     lat = sorted({f.system for f in figures if f.phase == "e2e"}, key=list(SYSTEMS).index)
     width = 0.8 / max(len(lat), 1)
@@ -132,7 +146,8 @@ def chart(figures: list[Figure], path: Path, data: dict) -> str | None:
     ax.set_xticklabels([f"{s} B x {p}p" for s, p in workloads])
     ax.set_ylabel("p99 end-to-end latency, ms (median)")
     ax.set_title("end-to-end at the same fixed rate (half the slowest maximum)")
-    ax.legend(fontsize=7)
+    if lat:
+        ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"kop benchmark {data['date'][:10]}, {data['machine']['cpus']} CPUs, "
                  f"median of {data['runs']} run(s)")

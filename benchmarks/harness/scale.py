@@ -23,8 +23,10 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from . import ck, java_tools
+from .measure import Measurement
 from .procs import CpuSampler, log, rss_mib
-from .systems import ADMIN_URL, Kop, create_kafka_topic, delete_kafka_topics
+from .systems import ADMIN_URL, Kop, create_kafka_topic, delete_kafka_topics, delete_native_topic
 
 
 def create_native_partitioned(topic: str, partitions: int) -> None:
@@ -64,7 +66,8 @@ def _produce(bootstrap: str, topic: str, records: int, size: int, connections: i
     return (records / seconds if delivered[0] == records else 0.0), delivered[0]
 
 
-def scaling(bootstrap: str, targets: dict, sampler: CpuSampler, runs: int, quick: bool, scale: float) -> dict:
+def scaling(bootstrap: str, targets: dict, sampler: CpuSampler, runs: int, quick: bool, scale: float,
+            logs: Path) -> dict:
     records = int(100_000 * scale)
     cases = [("partitions", p, 1) for p in (1, 4, 16, 64)] + [("connections", 16, c) for c in (1, 4, 16)]
     if quick:
@@ -75,6 +78,7 @@ def scaling(bootstrap: str, targets: dict, sampler: CpuSampler, runs: int, quick
         for run in range(runs):
             topic = f"scale-{parts}-{conns}-{run}-{uuid.uuid4().hex[:6]}"
             create_kafka_topic(bootstrap, topic, parts)
+            ck.warm_up(bootstrap, topic, parts, 1024)
             sampler.start({"client": (os.getpid(), -1), **targets})
             rate, delivered = _produce(bootstrap, topic, records, 1024, conns)
             cpu.append(sampler.stop().get("server", {}).get("avg", 0.0))
@@ -84,6 +88,19 @@ def scaling(bootstrap: str, targets: dict, sampler: CpuSampler, runs: int, quick
                 + ("" if rate else f" (only {delivered}/{records} delivered)"))
         out["cases"].append({"varies": kind, "partitions": parts, "connections": conns, "rates": rates,
                              "median": statistics.median(rates), "kop_cpu_median": statistics.median(cpu)})
+    # Pulsar's own curve over the same partition counts (pulsar-perf, one producer), for reference:
+    # a gateway cannot make Pulsar scale flatter than it does.
+    out["pulsar_perf_partitions"] = []
+    for parts in sorted({c[1] for c in cases if c[0] == "partitions"}):
+        rates = []
+        for run in range(runs):
+            m = Measurement("pulsar", "pulsar-perf", "produce", 1024, parts, run, records=records)
+            topic = f"persistent://public/default/scale-native-{parts}-{run}-{uuid.uuid4().hex[:6]}"
+            java_tools.pulsar_perf(m, topic, logs, sampler, {})
+            rates.append(m.rate)
+            delete_native_topic(topic)
+        out["pulsar_perf_partitions"].append({"partitions": parts, "rates": rates, "median": statistics.median(rates)})
+        log(f"  scaling, pulsar-perf: {parts} partitions: {statistics.median(rates):,.0f} rec/s")
     for kind in ("partitions", "connections"):
         medians = [c["median"] for c in out["cases"] if c["varies"] == kind]
         if medians and min(medians) > 0:
