@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import ck, java_tools, latency, report, scale  # noqa: E402
 from harness.measure import SYSTEMS, Measurement, medians  # noqa: E402
-from harness.procs import REPO, CpuSampler, log  # noqa: E402
+from harness.procs import REPO, CpuSampler, log, wait_for_quiet  # noqa: E402
 from harness.systems import (KafkaBroker, Kop, KopNar, Pulsar, create_kafka_topic,  # noqa: E402
                              delete_kafka_topics, delete_native_topic)
 
@@ -90,6 +90,10 @@ class Bench:
             return
         bootstrap = self.endpoints[system]
         for client in self.args.kafka_clients.split(","):
+            if system == "KoP" and client == "kafka-perf":
+                self.unavailable["KoP/kafka-perf"] = ("Kafka 4.1.2's Java clients cannot connect to KoP 3.1.1.1: it "
+                                                      "closes the connection on ApiVersions v4")
+                continue
             topic = f"bench-{system}-{client}-{size}-{parts}-{run}-{self.uid}"
             try:
                 create_kafka_topic(bootstrap, topic, parts)
@@ -173,6 +177,7 @@ class Bench:
                 self.unavailable["KoP"] = servers["KoP"].error
                 systems = [s for s in systems if s != "KoP"]
                 log(f"KoP left out: {servers['KoP'].error}")
+            log(f"waiting for the machine to settle after start-up: {wait_for_quiet():.0f} s")
             if "throughput" in only:
                 for run in range(args.runs):
                     for size, parts in workloads:

@@ -55,6 +55,21 @@ def find_pids(needle: bytes) -> list[int]:
     return pids
 
 
+def wait_for_quiet(below_pct: float = 40.0, max_s: float = 120.0) -> float:
+    """Wait until the whole machine is below ``below_pct`` busy (100 = one core) over a second, e.g.
+    while freshly started JVMs finish warming up; returns the seconds waited (at most ``max_s``)."""
+    started = time.monotonic()
+    ncpu = os.cpu_count() or 1
+    busy0, total0 = _machine_ticks()
+    while time.monotonic() - started < max_s:
+        time.sleep(1.0)
+        busy1, total1 = _machine_ticks()
+        if total1 > total0 and 100.0 * ncpu * (busy1 - busy0) / (total1 - total0) < below_pct:
+            break
+        busy0, total0 = busy1, total1
+    return time.monotonic() - started
+
+
 def run_tool(cmd: list[str], logfile: Path, timeout: float, sampler: "CpuSampler",
              targets: dict[str, tuple[int, int | None]], env: dict | None = None) -> tuple[int | None, str, float]:
     """Run a command with stdout+stderr in ``logfile``, sampling CPU until it exits (then

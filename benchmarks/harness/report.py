@@ -106,7 +106,7 @@ def text(data: dict, figures: list[Figure]) -> str:
         met = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         lines.append(f"  {t['figure']:<86} {t['value']!s:>14}  {t['target']:<12} {met:<12} {t['from']}")
     for system, why in data["unavailable"].items():
-        lines.append(f"  {SYSTEMS[system]}: not measured: {why}")
+        lines.append(f"  {SYSTEMS.get(system, system)}: not measured: {why}")
     return "\n".join(lines)
 
 
