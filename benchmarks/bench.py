@@ -215,11 +215,17 @@ class Bench:
         out = Path(self.args.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(data, indent=1) + "\n")
+        self.render(data, figures, out)
+        return 0 if all(m.ok for m in self.measurements) else 1
+
+    @staticmethod
+    def render(data: dict, figures, out: Path) -> None:
         print(report.text(data, figures))
+        out.with_suffix(".md").write_text(report.markdown(data, figures))
         chart = out.with_suffix(".png")
         problem = report.chart(figures, chart, data)
-        print(f"\nwrote {out}" + (f" and {chart}" if not problem else f" (no chart: {problem})"))
-        return 0 if all(m.ok for m in self.measurements) else 1
+        print(f"\nwrote {out}, {out.with_suffix('.md').name}" + (f" and {chart.name}" if not problem else
+                                                                 f" (no chart: {problem})"))
 
 
 def _cpu_model() -> str:
@@ -250,7 +256,16 @@ def main() -> int:
                     help="Kafka-protocol load generators: kafka-perf (Kafka's Java tools), confluent-kafka")
     ap.add_argument("--only", default="throughput,e2e,scaling,memory", help="sections to run")
     ap.add_argument("--output", default=str(RESULTS / "latest.json"))
+    ap.add_argument("--render", metavar="JSON", help="only re-render the report, Markdown and chart of a saved run")
     args = ap.parse_args()
+    if args.render:
+        data = json.loads(Path(args.render).read_text())
+        measurements = [Measurement(**{k: v for k, v in m.items() if k in Measurement.__dataclass_fields__})
+                        for m in data["measurements"]]
+        figures = medians(measurements)
+        data["targets"] = report.targets(figures, data)
+        Bench.render(data, figures, Path(args.render))
+        return 0
     if args.quick:
         args.runs, args.scale = 1, min(args.scale, 0.3)
     return Bench(args).run()

@@ -110,6 +110,27 @@ def text(data: dict, figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def markdown(data: dict, figures: list[Figure]) -> str:
+    """The medians and targets as Markdown tables (benchmarks/results/latest.md, for the README)."""
+    rows = ["| size | partitions | phase | system | client | records/s | MiB/s | vs pulsar-perf | p50 / p99 ms | cpu % (median) |",
+            "|---:|---:|---|---|---|---:|---:|---:|---:|---|"]
+    for f in figures:
+        if f.runs == f.failed:
+            rows.append(f"| {f.size} | {f.partitions} | {f.phase} | {f.system} | {f.client} | failed | | | | |")
+            continue
+        native = find(figures, "pulsar", f.phase, f.size, f.partitions)
+        ratio = _ratio(f, native) if f.phase != "e2e" else None
+        lat = f"{f.p50_ms:.1f} / {f.p99_ms:.1f}" if f.p99_ms is not None else ""
+        rate = f"{f.records_per_s:,.0f}" + (f" (min {f.spread[0]:,.0f}, max {f.spread[1]:,.0f})" if f.phase != "e2e" else "")
+        rows.append(f"| {f.size} | {f.partitions} | {f.phase} | {f.system} | {f.client} | {rate} | {f.mib_per_s:.1f} | "
+                    f"{'' if ratio is None else f'{ratio:.2f}'} | {lat} | {_cpu(f)} |")
+    rows += ["", "| target (issue 5) | measured | goal | met? | from |", "|---|---:|---|---|---|"]
+    for t in data["targets"]:
+        met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
+        rows.append(f"| {t['figure']} | {t['value']} | {t['target']} | {met} | {t['from']} |")
+    return "\n".join(rows) + "\n"
+
+
 def chart(figures: list[Figure], path: Path, data: dict) -> str | None:
     """Throughput per workload (bars per system and client) and p99 latency; None when written."""
     try:
@@ -144,7 +165,8 @@ def chart(figures: list[Figure], path: Path, data: dict) -> str | None:
         ax.bar([w + i * width for w in range(len(workloads))], ys, width, label=system)
     ax.set_xticks([w + 0.4 - width / 2 for w in range(len(workloads))])
     ax.set_xticklabels([f"{s} B x {p}p" for s, p in workloads])
-    ax.set_ylabel("p99 end-to-end latency, ms (median)")
+    ax.set_ylabel("p99 end-to-end latency, ms (median, log scale)")
+    ax.set_yscale("log")
     ax.set_title("end-to-end at the same fixed rate (half the slowest maximum)")
     if lat:
         ax.legend(fontsize=7)
