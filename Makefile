@@ -49,7 +49,7 @@ run-secure: ## Pulsar with token auth + kop with SASL_PLAINTEXT :9093 and SASL_S
 test: install kafka-tools ## all tests against a real Pulsar (started for the run if none answers)
 	scripts/test.sh $(PYTEST_ARGS)
 
-bench: install kafka-tools $(BENCH_STAMP) ## native Pulsar vs kop vs Kafka vs KoP (benchmarks/README.md; ~1 h, BENCH_ARGS=--quick ~5 min)
+bench: install kafka-tools $(BENCH_STAMP) ## native Pulsar vs kop vs Kafka vs KoP (benchmarks/README.md; ~1 h, BENCH_ARGS=--quick ~10 min)
 	scripts/pulsar.sh fetch
 	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 

@@ -2,7 +2,7 @@
 """`make bench`: the same workloads against native Pulsar, kop (both entry formats), a native Kafka
 broker and KoP, on this machine, in one run. Medians of --runs runs; ratios are taken inside the run.
 
-    .venv/bin/python benchmarks/bench.py                 # everything (about 40-60 min on 2 cores)
+    .venv/bin/python benchmarks/bench.py                 # everything (about 70 min on 2 cores)
     .venv/bin/python benchmarks/bench.py --quick         # 1 run, 1 KiB x 16 partitions, fewer records
     .venv/bin/python benchmarks/bench.py --only throughput,e2e --systems pulsar,kop-kafka
 
