@@ -29,6 +29,18 @@ def warm_up(bootstrap: str, topic: str, partitions: int, size: int) -> None:
         raise RuntimeError(f"warm-up of {topic} did not complete")
 
 
+def send_all(producers: list, topic: str, payload: bytes, n: int, on_delivery) -> None:
+    """``n`` records, round-robin over ``producers``, waiting for room when a queue is full."""
+    for i in range(n):
+        p = producers[i % len(producers)]
+        while True:
+            try:
+                p.produce(topic, payload, on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.01)
+
+
 def produce(m: Measurement, bootstrap: str, topic: str, sampler: CpuSampler, targets: dict) -> Measurement:
     from confluent_kafka import KafkaException, Producer
     m.note = PRODUCER_NOTE
@@ -51,13 +63,7 @@ def produce(m: Measurement, bootstrap: str, topic: str, sampler: CpuSampler, tar
     t0 = time.perf_counter()
     left = -1
     try:
-        for _ in range(n):
-            while True:
-                try:
-                    p.produce(topic, payload, on_delivery=on_delivery)
-                    break
-                except BufferError:
-                    p.poll(0.01)
+        send_all([p], topic, payload, n, on_delivery)
         left = p.flush(180)
     except KafkaException as exc:
         errors.append(str(exc))

@@ -50,14 +50,7 @@ def _produce(bootstrap: str, topic: str, records: int, size: int, connections: i
         p.list_topics(topic, timeout=30)
     payload = os.urandom(size)
     t0 = time.perf_counter()
-    for i in range(records):
-        p = producers[i % connections]
-        while True:
-            try:
-                p.produce(topic, payload, on_delivery=on_delivery)
-                break
-            except BufferError:
-                p.poll(0.01)
+    ck.send_all(producers, topic, payload, records, on_delivery)
     for p in producers:
         p.flush(180)
     seconds = time.perf_counter() - t0

@@ -20,8 +20,7 @@ from ..config import Config
 from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
 from ..protocol.errors import ErrorCode, KafkaError
-from . import admin as admin_api
-from . import policies
+from . import admin as admin_api, policies
 from .idempotence import ProducerTable
 from .reader import PartitionReader, ReadFailed, message_offset
 from .plumbing import call_async, producer_conf, pulsar_client, reader_conf
@@ -339,9 +338,9 @@ class PulsarBackend:
                 return reader
         ledger, entry, _ = offsets.unpack(offset)
         start = pulsar.MessageId(-1, ledger, entry, -1)._msg_id
+        conf = reader_conf(inclusive=True, prefetch=self.config.fetch.reader_prefetch)
         try:
-            raw = await call_async(self.client.create_reader_async, url, start,
-                                   reader_conf(inclusive=True, prefetch=self.config.fetch.reader_prefetch))
+            raw = await call_async(self.client.create_reader_async, url, start, conf)
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         reader = PartitionReader(raw, url, offset)

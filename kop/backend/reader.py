@@ -30,7 +30,7 @@ import _pulsar
 
 from ..mapping import offsets
 from ..protocol import records as kafka_records
-from .convert import ENTRY, ENTRY_BATCH_V2, pulsar_to_record
+from .convert import ENTRY, ENTRY_BATCH_V2, RECORDS, pulsar_to_record
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 def message_offset(message: Any) -> int:
     mid = message.message_id()
     return offsets.pack(mid.ledger_id(), mid.entry_id(), max(mid.batch_index(), 0))
-
-
-def _is_kafka_entry(message: Any) -> bool:
-    return message.properties().get(ENTRY) == ENTRY_BATCH_V2
 
 
 class PartitionReader:
@@ -148,8 +144,9 @@ class PartitionReader:
             offset = offsets.pack(ledger, entry_id, max(index, 0))
             # A kafka-format entry is never a Pulsar batch: only unbatched messages need the
             # (costly) properties lookup.
-            if index < 0 and _is_kafka_entry(message):
-                count = int(message.properties().get("__kafka_records", "1"))
+            props = message.properties() if index < 0 else None
+            if props is not None and props.get(ENTRY) == ENTRY_BATCH_V2:
+                count = int(props.get(RECORDS, "1"))
                 if offset + count - 1 < fetch_offset:
                     continue  # wholly before the fetch offset (a reader positioned mid-entry)
                 close_run()

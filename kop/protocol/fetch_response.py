@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 FIRST_FLEXIBLE = 12
 _TOP = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
 _PARTITION = struct.Struct(">ihqqq")  # partition_index, error_code, high_watermark, last_stable, log_start
+_PARTITION_V4 = struct.Struct(">ihqq")  # before v5: no log_start_offset
 _I32 = struct.Struct(">i")
 
 
@@ -63,10 +64,11 @@ class FetchResponseData:
             head += name
             _array_length(head, len(topic.partitions), flexible)
             for p in topic.partitions:
-                head += _PARTITION.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset,
-                                        p.log_start_offset)
-                if version < 5:  # log_start_offset came with v5
-                    del head[-8:]
+                if version >= 5:
+                    head += _PARTITION.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset,
+                                            p.log_start_offset)
+                else:
+                    head += _PARTITION_V4.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset)
                 _array_length(head, 0, flexible)  # aborted_transactions: none, there are no transactions
                 if version >= 11:
                     head += _I32.pack(p.preferred_read_replica)
