@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from ..mapping.topics import Namespace, PulsarTopic
+from .convert import RECORDS
 
 log = logging.getLogger(__name__)
 
@@ -162,15 +163,15 @@ class PulsarAdmin:
     async def delete_subscription(self, partition: PulsarTopic, subscription: str) -> None:
         await self._call("DELETE", self._subscription_path(partition, subscription), params={"force": "true"})
 
-    async def entry_headers(self, partition: PulsarTopic, ledger_id: int, entry_id: int) -> httpx.Headers | None:
-        """The headers of Pulsar's get-message-by-id for one entry (HEAD: no body), or None when
-        there is no such entry."""
+    async def entry_records(self, partition: PulsarTopic, ledger_id: int, entry_id: int) -> int | None:
+        """How many Kafka records one entry holds (a Pulsar batch, a ``kafka``-format entry, or 1), from
+        the headers of Pulsar's get-message-by-id (HEAD: no body); None when there is no such entry."""
         path = f"persistent/{partition.rest_path}/ledger/{ledger_id}/entry/{entry_id}"
         try:
             response = await self._http.head(path)
         except httpx.HTTPError as exc:
             raise Unreachable(0, f"HEAD {path}: {exc!r}") from exc
-        return None if response.status_code >= 400 else response.headers
+        return None if response.status_code >= 400 else records_from_headers(response.headers)
 
     async def set_compaction_threshold(self, topic: PulsarTopic, threshold_bytes: int) -> None:
         """A topic policy on a partitioned topic (Pulsar 4.0: POST on the topic, PUT on a namespace)."""
@@ -195,3 +196,22 @@ class PulsarAdmin:
             return (await self._call("GET", "brokers/health")) == "ok"
         except AdminError:
             return False
+
+
+def records_from_headers(headers: Any) -> int:
+    """Records in an entry, from getMessageById's headers: a Pulsar batch, a ``kafka``-format entry, or 1."""
+    batch = headers.get("X-Pulsar-num-batch-message")
+    if batch and batch.strip().isdigit():
+        return max(int(batch), 1)
+    raw = headers.get(f"X-Pulsar-PROPERTY-{RECORDS}")  # Pulsar < 3: one header per property
+    if raw is None:
+        props = headers.get("X-Pulsar-PROPERTY")  # Pulsar 3/4: all properties as one JSON object
+        if props:
+            try:
+                raw = json.loads(props).get(RECORDS)
+            except (ValueError, AttributeError):
+                raw = None
+    if raw is not None and str(raw).strip().isdigit():
+        return max(int(raw), 1)
+    return 1
+

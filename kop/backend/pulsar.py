@@ -21,47 +21,16 @@ from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
 from ..protocol.errors import ErrorCode, KafkaError
 from . import admin as admin_api, policies
+from .errors import kafka_error_of
 from .idempotence import ProducerTable
-from .reader import PartitionReader, ReadFailed, message_offset
+from .positions import OffsetLookups
+from .reader import PartitionReader, ReadFailed
 from .plumbing import call_async, producer_conf, pulsar_client, reader_conf
 from .writer import OrderGate, PartitionWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 
 PARTITION_CACHE_S = 5.0
-# Messages a timestamp lookup may skip past the position Pulsar's seek gave (see offset_for_timestamp).
-TIMESTAMP_SCAN_LIMIT = 10_000
-
-# Pulsar results a Kafka client should answer by refreshing metadata and retrying.
-_RETRIABLE = {"AlreadyClosed", "NotConnected", "ConnectError", "ServiceUnitNotReady", "TopicTerminated",
-              "ProducerBusy", "ProducerFenced", "LookupError", "BrokerMetadataError", "ProducerQueueIsFull",
-              "MemoryBufferIsFull", "ProducerBlockedQuotaExceededError", "ProducerBlockedQuotaExceededException",
-              "TooManyLookupRequestException", "ConsumerBusy", "ServiceUnavailable"}
-
-
-def kafka_error_of(exc: BaseException) -> KafkaError:
-    """The one mapping from a Pulsar-side failure to a Kafka error code."""
-    if isinstance(exc, KafkaError):
-        return exc
-    result = getattr(exc, "result", None)
-    name = getattr(result, "name", None) or type(exc).__name__
-    if name in ("Timeout",):
-        return KafkaError(ErrorCode.REQUEST_TIMED_OUT, str(exc))
-    if name in ("TopicNotFound",):
-        return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc))
-    if name in ("MessageTooBig",):
-        return KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
-    if name in ("AuthenticationError", "AuthorizationError") or isinstance(exc, admin_api.Denied):
-        log.warning("Pulsar refused an operation (TOPIC_AUTHORIZATION_FAILED): %s", exc)
-        return KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, str(exc))
-    if name in _RETRIABLE or isinstance(exc, (admin_api.Unreachable, _pulsar.ConnectError)):
-        return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, str(exc))
-    if isinstance(exc, admin_api.NotFound):
-        return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc))
-    if isinstance(exc, admin_api.AdminError):
-        return KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR, str(exc))
-    return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{type(exc).__name__}: {exc}")
-
 
 @dataclass(slots=True)
 class PartitionState:
@@ -72,7 +41,7 @@ class PartitionState:
     high_watermark: int = -1
 
 
-class PulsarBackend:
+class PulsarBackend(OffsetLookups):
     def __init__(self, config: Config, parent: "PulsarBackend | None" = None) -> None:
         self.config = config
         # A principal's backend (principals.py) has a parent: kop's own, which owns the system namespace.
@@ -247,81 +216,6 @@ class PulsarBackend:
 
     def note_written(self, state: PartitionState, end_offset: int) -> None:
         state.high_watermark = max(state.high_watermark, end_offset)
-
-    # -- offsets --------------------------------------------------------------------------------
-
-    async def latest_offset(self, topic: str, partition: int) -> int:
-        """Kafka's log end offset: one past the last record (packed)."""
-        ptopic = partition_topic(self.namespace, topic, partition)
-        try:
-            last = await self.admin.last_message_id(ptopic)
-        except Exception as exc:
-            raise kafka_error_of(exc) from exc
-        ledger, entry, batch = int(last["ledgerId"]), int(last["entryId"]), int(last.get("batchIndex", -1))
-        if entry < 0:
-            end = offsets.pack(max(ledger, 0), 0, 0)
-        else:
-            end = offsets.log_end_offset(ledger, entry, batch + 1)
-        _, state = self.partition_state(topic, partition)
-        self.note_written(state, end)
-        return state.high_watermark
-
-    async def last_record(self, topic: str, partition: int) -> tuple[int, int]:
-        """(offset, timestamp) for ListOffsets' MAX_TIMESTAMP: the first record of the last entry,
-        timestamp unknown (-1). Pulsar keeps no timestamp index to answer it exactly."""
-        ptopic = partition_topic(self.namespace, topic, partition)
-        try:
-            last = await self.admin.last_message_id(ptopic)
-        except Exception as exc:
-            raise kafka_error_of(exc) from exc
-        if int(last["entryId"]) < 0:
-            return -1, -1
-        return offsets.pack(int(last["ledgerId"]), int(last["entryId"]), max(int(last.get("batchIndex", 0)), 0)), -1
-
-    async def earliest_offset(self, topic: str, partition: int) -> int:
-        ptopic = partition_topic(self.namespace, topic, partition)
-        try:
-            stats = await self.admin.internal_stats(ptopic)
-        except Exception as exc:
-            raise kafka_error_of(exc) from exc
-        ledgers = stats.get("ledgers", [])
-        for i, ledger in enumerate(ledgers):
-            entries = ledger.get("entries", 0)
-            if i == len(ledgers) - 1:
-                entries = max(entries, int(stats.get("currentLedgerEntries", 0)))
-            if entries > 0:
-                return offsets.pack(int(ledger["ledgerId"]), 0, 0)
-        return await self.latest_offset(topic, partition)
-
-    async def offset_for_timestamp(self, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
-        """(offset, timestamp) of the first message published at or after ``timestamp``, or (-1, -1).
-
-        The reader starts at the *end* and then seeks: a reader started at the beginning may already
-        have prefetched old messages that arrive after the seek. Messages published before
-        ``timestamp`` are skipped all the same (at most TIMESTAMP_SCAN_LIMIT), in case one slips by."""
-        url = partition_topic(self.namespace, topic, partition).url
-        try:
-            reader = await call_async(self.client.create_reader_async, url,
-                                       pulsar.MessageId.latest, reader_conf())
-        except Exception as exc:
-            raise kafka_error_of(exc) from exc
-        wrapper = PartitionReader(reader, url, 0)
-        try:
-            await call_async(reader.seek_async, timestamp)
-            for _ in range(TIMESTAMP_SCAN_LIMIT):
-                if not await call_async(reader.has_message_available_async):
-                    return -1, -1
-                future = wrapper.arrival()
-                await asyncio.wait_for(asyncio.shield(future), self.config.pulsar.operation_timeout_s)
-                message = wrapper._take()
-                if message.publish_timestamp() >= timestamp:
-                    stamp = message.event_timestamp() or message.publish_timestamp()
-                    return message_offset(message), stamp
-            return -1, -1
-        except Exception as exc:
-            raise kafka_error_of(exc) from exc
-        finally:
-            await wrapper.close()
 
     def high_watermark(self, topic: str, partition: int) -> int:
         _, state = self.partition_state(topic, partition)

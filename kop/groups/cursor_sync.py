@@ -46,14 +46,11 @@ Subscription names: groups/subscription_names.py.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
 
 from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin
-from ..backend.convert import RECORDS
 from ..mapping import offsets as offset_layout
 from ..mapping.topics import InvalidTopicName, Namespace, PulsarTopic, partition_topic
 from . import scope
@@ -312,10 +309,9 @@ class CursorSync:
             self._entry_records.move_to_end(cache_key)
             return cached
         self.stats["entry_lookups"] += 1
-        headers = await self._admin.entry_headers(pt, ledger_id, entry_id)
-        if headers is None:
+        records = await self._admin.entry_records(pt, ledger_id, entry_id)
+        if records is None:
             return None
-        records = _records_from_headers(headers)
         self._entry_records[cache_key] = records
         if len(self._entry_records) > self._entry_cache_size:
             self._entry_records.popitem(last=False)
@@ -379,22 +375,3 @@ def _subscription_missing(exc: NotFound) -> bool:
     text = str(exc)
     reason = text.split(": ", 2)[-1] if ": " in text else text
     return "Subscription" in reason and "not found" in reason.lower()
-
-
-def _records_from_headers(headers: Any) -> int:
-    """Records in an entry, from getMessageById's headers: a Pulsar batch, a ``kafka``-format entry, or 1."""
-    batch = headers.get("X-Pulsar-num-batch-message")
-    if batch and batch.strip().isdigit():
-        return max(int(batch), 1)
-    raw = headers.get(f"X-Pulsar-PROPERTY-{RECORDS}")  # Pulsar < 3: one header per property
-    if raw is None:
-        props = headers.get("X-Pulsar-PROPERTY")  # Pulsar 3/4: all properties as one JSON object
-        if props:
-            try:
-                raw = json.loads(props).get(RECORDS)
-            except (ValueError, AttributeError):
-                raw = None
-    if raw is not None and str(raw).strip().isdigit():
-        return max(int(raw), 1)
-    return 1
-

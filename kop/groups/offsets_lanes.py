@@ -19,7 +19,7 @@ MAX_IN_FLIGHT = 1000
 
 class StoreError(Exception):
     """A write, read or setup of ``__offsets`` failed. ``result`` is the Pulsar result when there is
-    one (so ``kop.backend.pulsar.kafka_error_of`` maps it like any other Pulsar failure)."""
+    one (so ``kop.backend.errors.kafka_error_of`` maps it like any other Pulsar failure)."""
 
     def __init__(self, message: str, result: Any = None) -> None:
         super().__init__(message)

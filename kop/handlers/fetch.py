@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 
-from ..backend.pulsar import kafka_error_of
+from ..backend.errors import kafka_error_of
 from ..backend.reader import PartitionReader, ReadFailed
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name

@@ -28,7 +28,7 @@ import logging
 
 from ..backend import writer as writer_mod
 from ..backend.idempotence import Verdict, last_sequence
-from ..backend.pulsar import kafka_error_of
+from ..backend.errors import kafka_error_of
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol import records as kafka_records

@@ -351,3 +351,38 @@ def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, in
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), 30)[1] for p in range(partitions)}
     finally:
         consumer.close()
+
+
+def missing_report(bootstrap: str, group: str, topic: str, partitions: int, tally: Tally, wanted: list[bytes],
+                   members: list[Member], log: str) -> str:
+    """Why ``wanted`` is not all in ``tally``: where the missing values sit (partition, offset), the
+    group's committed offsets, the high watermarks, the members and kop's warnings, for a failure
+    message (a flake that does not reproduce must at least leave its traces)."""
+    counts = tally.snapshot()
+    missing = {v for v in wanted if not counts[v]}
+    where: dict[int, list[int]] = defaultdict(list)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "missing-report", "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])  # 0: before any packed offset
+        deadline = time.monotonic() + 15
+        seen = 0
+        while time.monotonic() < deadline and seen < len(wanted):
+            for m in consumer.consume(500, 0.5):
+                if m.error() is None and m.value() in missing:
+                    where[m.partition()].append(m.offset())
+                seen += m.error() is None
+    finally:
+        consumer.close()
+    lines = [f"{len(missing)} of {len(wanted)} not received; missing by partition: "
+             + ", ".join(f"p{p}: {len(offs)} from offset {min(offs)}" for p, offs in sorted(where.items()))]
+    try:
+        lines.append(f"committed: {committed(bootstrap, group, topic, partitions)}")
+        lines.append(f"high watermarks: {high_watermarks(bootstrap, topic, partitions)}")
+    except Exception as exc:  # noqa: BLE001 - the report must not hide the failure it explains
+        lines.append(f"offsets unavailable: {exc!r}")
+    for m in members:
+        lines.append(f"{m!r}: received {m.received}, commits {m.commits}, errors {m.errors[-1:]}, "
+                     f"client errors {m.client_errors[-5:]}, commit failures {m.commit_failures[-5:]}")
+    warnings = [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line]
+    lines.append("kop warnings (last 20):\n" + "\n".join(warnings[-20:]))
+    return "\n".join(lines)

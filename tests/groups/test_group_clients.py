@@ -33,7 +33,8 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 
 from group_client_members import (AIOKafkaMember, ConfluentMember, KafkaPythonMember, Member, Tally, committed,
-                                  cover, create_topic, describe, high_watermarks, produce, values, wait_until)
+                                  cover, create_topic, describe, high_watermarks, missing_report, produce, values,
+                                  wait_until)
 from support import unique
 
 pytestmark = [pytest.mark.pulsar, pytest.mark.timeout(180)]
@@ -237,7 +238,8 @@ def test_static_member_comes_back_without_rebalance(gateways, who):
         _settle(members)
         first = values("a", 0, 600)
         produce(gw.bootstrap, topic, first)
-        assert wait_until(lambda: tally.have_all(first), 30)
+        assert wait_until(lambda: tally.have_all(first), 30), \
+            missing_report(gw.bootstrap, group, topic, PARTITIONS, tally, first, members, gw.log())
 
         generations = _generations(gw.log(), group)  # kop logs the leader's member id, <client.id>-<uuid>
         leader = next((i for i, m in enumerate(members) if generations and
@@ -268,7 +270,8 @@ def test_static_member_comes_back_without_rebalance(gateways, who):
 
         second = values("b", 0, 600)
         produce(gw.bootstrap, topic, second)
-        assert wait_until(lambda: tally.have_all(second), 30)
+        assert wait_until(lambda: tally.have_all(second), 30), \
+            missing_report(gw.bootstrap, group, topic, PARTITIONS, tally, second, others + [replacement], gw.log())
         time.sleep(1)
         assert not tally.duplicates(), "the restarted member re-read records it had committed"
         assert tally.by_member[replacement.name], "the restarted member read nothing"
@@ -387,7 +390,8 @@ def test_killed_member_expires_after_session_timeout(gateways):
         assert session_ms / 1000 - 1.5 <= expired_s <= session_ms / 1000 + 6, expired_s
         records = values("a", 0, 600)
         produce(gw.bootstrap, topic, records)
-        assert wait_until(lambda: tally.have_all(records), 30)
+        assert wait_until(lambda: tally.have_all(records), 30), \
+            missing_report(gw.bootstrap, group, topic, PARTITIONS, tally, records, [survivor], gw.log())
         time.sleep(1)
         assert not tally.duplicates()
         assert len(_stable_description(gw.bootstrap, group, 1).members) == 1

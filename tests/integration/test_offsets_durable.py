@@ -3,6 +3,7 @@ an offset that names no record (a gap) continues at the next record."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -117,8 +118,67 @@ def test_list_offsets_earliest_latest_and_by_time(gateways, entry_format):
     late = _produce(gw.bootstrap, topic, [b"late%d" % i for i in range(5)])
     assert consumer.beginning_offsets([tp])[tp] == early[0]
     end = consumer.end_offsets([tp])[tp]
-    assert end > late[-1] and end >= empty_end
+    assert end > late[-1] and end >= empty_end, (early, late, end, empty_end)
     found = consumer.offsets_for_times({tp: middle})[tp]
     assert found is not None and found.offset == late[0]
     assert consumer.offsets_for_times({tp: int(time.time() * 1000) + 60_000})[tp] is None
     consumer.close()
+
+
+async def test_earliest_of_an_empty_partition_is_not_past_a_write_racing_it(pulsar):
+    """A consumer resetting to "earliest" on an empty partition while a producer writes its first
+    record must still read that record. Reproduced in-process: the record is written right after
+    kop's first look at the partition (found empty) and before anything else it asks Pulsar."""
+    import pulsar as pulsar_client
+
+    from kop.backend.pulsar import PulsarBackend
+    from kop.config import load
+    from kop.mapping.topics import partition_topic
+
+    backend = PulsarBackend(load(env={}))
+    await backend.start()
+    client = pulsar_client.Client("pulsar://127.0.0.1:6650")
+    try:
+        topic = unique("race-earliest")
+        await backend.create_topic(topic, 1)
+        url = partition_topic(backend.namespace, topic, 0).url
+        producer = client.create_producer(url, batching_enabled=False)
+        stats = backend.admin.internal_stats
+        written = []
+
+        async def stats_then_write(ptopic):
+            answer = await stats(ptopic)
+            if not written:  # the first record lands between kop's two questions
+                mid = await asyncio.to_thread(producer.send, b"first")
+                written.append(offsets.pack(mid.ledger_id(), mid.entry_id(), max(mid.batch_index(), 0)))
+            return answer
+        backend.admin.internal_stats = stats_then_write
+        earliest = await backend.earliest_offset(topic, 0)
+        assert written, "the racing write did not happen"
+        assert earliest <= written[0], f"earliest {earliest} is past the record written at {written[0]}"
+        backend.admin.internal_stats = stats
+        assert await backend.earliest_offset(topic, 0) == written[0]  # and once it is there, exactly it
+    finally:
+        client.close()
+        await backend.close()
+
+
+async def test_log_end_of_a_batch_written_elsewhere(gateways, entry_format):
+    """Another gateway of the fleet (or this one before a restart) wrote the last batch: the log end
+    is still one past its last record, in both entry formats (a kafka-format entry is one Pulsar
+    message holding the whole batch, so Pulsar's last message id alone does not say how many)."""
+    from kop.backend.pulsar import PulsarBackend
+    from kop.config import load
+
+    gw = gateways("--entry-format", entry_format)
+    topic = unique("end-elsewhere")
+    _create(gw.bootstrap, topic)
+    acked = await asyncio.to_thread(_produce, gw.bootstrap, topic, [b"r%d" % i for i in range(5)])
+    assert len({offsets.unpack(o)[:2] for o in acked}) == 1, f"not one entry: {acked}"
+    other = PulsarBackend(load(env={}))  # a gateway that has seen nothing of this partition
+    await other.start()
+    try:
+        assert await other.latest_offset(topic, 0) == acked[-1] + 1
+        assert await other.earliest_offset(topic, 0) == acked[0]
+    finally:
+        await other.close()
