@@ -15,6 +15,7 @@ base offset. Per-partition order is the order of :meth:`PartitionWriter.append` 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from dataclasses import dataclass
 
@@ -72,21 +73,24 @@ def _message(fields: PulsarFields) -> _pulsar.Message:
 
 
 class _Completion:
-    """Counts the Pulsar receipts of one batch into one future.
+    """Counts the Pulsar receipts of one batch into one future, whose result is the Appended.
 
     The receipts arrive on the Pulsar client's thread, one per message and in send order; they are
     counted there, and only the last one wakes the event loop (one ``call_soon_threadsafe`` per
     batch, not per record: the per-record wake-up was the largest cost of the ``pulsar`` format).
+    The future is completed right there on the loop, with no task of its own to schedule.
     """
-    __slots__ = ("future", "loop", "remaining", "first", "last", "error")
+    __slots__ = ("future", "loop", "remaining", "first", "last", "error", "writer", "records")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, writer: "PartitionWriter", records: int) -> None:
         self.loop = loop
         self.future = loop.create_future()
         self.remaining = count
         self.first = None
         self.last = None
         self.error: _pulsar.Result | None = None
+        self.writer = writer
+        self.records = records
 
     def receipt(self, result: _pulsar.Result, message_id) -> None:  # on a Pulsar client thread
         if result != _pulsar.Result.Ok:
@@ -100,8 +104,20 @@ class _Completion:
             self.loop.call_soon_threadsafe(self._finish)
 
     def _finish(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.writer.failed = True
+            self.future.set_exception(WriteFailed(self.error))
+            return
+        first, last = self.first, self.last
+        if (first.ledger_id(), first.entry_id()) != (last.ledger_id(), last.entry_id()):
+            # Cannot happen with the producer options above; if it did, offsets of the later
+            # records would be wrong, so say so loudly rather than answer quietly.
+            log.error("batch of %d records on %s split across entries %s:%s and %s:%s", self.records,
+                      self.writer.topic_url, first.ledger_id(), first.entry_id(), last.ledger_id(), last.entry_id())
+        base = offsets.pack(first.ledger_id(), first.entry_id(), max(first.batch_index(), 0))
+        self.future.set_result(Appended(base, first.ledger_id(), first.entry_id(), self.records))
 
 
 class OrderGate:
@@ -153,23 +169,43 @@ class PartitionWriter:
         self.failed = False
         self._pending_records = 0
         self._pending_bytes = 0
-        self._room = asyncio.Condition()
+        self._room_waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    def _has_room(self, records: int, size: int) -> bool:
+        return self._pending_records == 0 or (self._pending_records + records <= MAX_PENDING_RECORDS
+                                              and self._pending_bytes + size <= MAX_PENDING_BYTES)
 
     async def _wait_for_room(self, records: int, size: int) -> None:
-        async with self._room:
-            await self._room.wait_for(lambda: self._pending_records == 0 or (
-                self._pending_records + records <= MAX_PENDING_RECORDS
-                and self._pending_bytes + size <= MAX_PENDING_BYTES))
+        # First come, first served: a batch that fits does not overtake one already waiting.
+        if not self._room_waiters and self._has_room(records, size):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._room_waiters.append(waiter)
+        try:
+            while True:
+                await waiter
+                if self._room_waiters and self._room_waiters[0] is waiter and self._has_room(records, size):
+                    return
+                waiter = self._room_waiters[0] = asyncio.get_running_loop().create_future()
+        finally:
+            if self._room_waiters and self._room_waiters[0] is waiter:
+                self._room_waiters.popleft()
+            elif waiter in self._room_waiters:
+                self._room_waiters.remove(waiter)
+            self._wake_next()
 
-    async def _release(self, records: int, size: int) -> None:
-        async with self._room:
-            self._pending_records -= records
-            self._pending_bytes -= size
-            self._room.notify_all()
+    def _release(self, records: int, size: int) -> None:
+        self._pending_records -= records
+        self._pending_bytes -= size
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        if self._room_waiters and not self._room_waiters[0].done():
+            self._room_waiters[0].set_result(None)
 
     def start_pulsar(self, records: list[Record]) -> asyncio.Future:
         """Enqueue one Kafka batch's records as one Pulsar batch entry (synchronously)."""
-        done = _Completion(asyncio.get_running_loop(), len(records))
+        done = _Completion(asyncio.get_running_loop(), len(records), self, len(records))
         send, receipt, builder = self.producer.send_async, done.receipt, _pulsar.MessageBuilder
         for record in records:
             if record.timestamp > 0 and record.key is None and record.value is not None and not record.headers:
@@ -178,33 +214,17 @@ class PartitionWriter:
             else:
                 send(_message(record_to_pulsar(record)), receipt)
         self.producer.flush_async(lambda _result: None)
-        return self._finish(done, len(records))
+        return done.future
 
     def start_kafka(self, batch: bytes, records_count: int, max_timestamp: int) -> asyncio.Future:
-        done = _Completion(asyncio.get_running_loop(), 1)
+        done = _Completion(asyncio.get_running_loop(), 1, self, records_count)
         builder = _pulsar.MessageBuilder()
         builder.content(batch)
         builder.properties(kafka_entry_properties(records_count))
         if max_timestamp > 0:
             builder.event_timestamp(max_timestamp)
         self.producer.send_async(builder.build(), done.receipt)
-        return self._finish(done, records_count)
-
-    def _finish(self, done: _Completion, records: int) -> asyncio.Future:
-        async def settle() -> Appended:
-            await done.future
-            if done.error is not None:
-                self.failed = True
-                raise WriteFailed(done.error)
-            first, last = done.first, done.last
-            if (first.ledger_id(), first.entry_id()) != (last.ledger_id(), last.entry_id()):
-                # Cannot happen with the producer options above; if it did, offsets of the later
-                # records would be wrong, so say so loudly rather than answer quietly.
-                log.error("batch of %d records on %s split across entries %s:%s and %s:%s", records,
-                          self.topic_url, first.ledger_id(), first.entry_id(), last.ledger_id(), last.entry_id())
-            base = offsets.pack(first.ledger_id(), first.entry_id(), max(first.batch_index(), 0))
-            return Appended(base, first.ledger_id(), first.entry_id(), records)
-        return asyncio.ensure_future(settle())
+        return done.future
 
     async def append(self, *, records: list[Record] | None, batch: bytes | None, records_count: int,
                      max_timestamp: int, size: int, on_enqueued=None) -> Appended:
@@ -221,7 +241,7 @@ class PartitionWriter:
                 on_enqueued(future)
             return await asyncio.shield(future)
         finally:
-            await self._release(records_count, size)
+            self._release(records_count, size)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

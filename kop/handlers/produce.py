@@ -33,7 +33,8 @@ from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol import records as kafka_records
 from ..protocol.errors import ErrorCode, KafkaError
-from .registry import handler, response_class
+from ..protocol.produce_response import PartitionProduceResponse, ProduceResponseData, TopicProduceResponse
+from .registry import handler
 
 API_KEY = 0
 log = logging.getLogger(__name__)
@@ -63,17 +64,17 @@ async def serve(ctx, request):
             except InvalidTopicName:
                 pass
             jobs.append((topic.name, part, slot))
-    results = await asyncio.gather(*(_produce_one(ctx, name, part, slot) for name, part, slot in jobs))
+    if len(jobs) == 1:  # the common small request: no task of its own
+        results = [await _produce_one(ctx, *jobs[0])]
+    else:
+        results = await asyncio.gather(*(_produce_one(ctx, name, part, slot) for name, part, slot in jobs))
     if request.acks == 0:
         return None
-    resp = response_class(API_KEY)
     by_topic: dict[str, list] = {}
     for (name, part, _), (error, base_offset, message) in zip(jobs, results):
-        by_topic.setdefault(name, []).append(resp.TopicProduceResponse.PartitionProduceResponse(
-            index=part.index, error_code=error, base_offset=base_offset, log_append_time_ms=-1,
-            log_start_offset=-1, record_errors=[], error_message=message or None))
-    return resp(responses=[resp.TopicProduceResponse(name=n, partition_responses=ps) for n, ps in by_topic.items()],
-                throttle_time_ms=0)
+        by_topic.setdefault(name, []).append(
+            PartitionProduceResponse(part.index, error, base_offset, error_message=message or None))
+    return ProduceResponseData([TopicProduceResponse(n, ps) for n, ps in by_topic.items()])
 
 
 async def _produce_one(ctx, topic: str, part, slot) -> tuple[int, int, str]:
@@ -177,13 +178,10 @@ async def _validate(ctx, topic: str, part):
     return header, None, recs
 
 
-def _uniform_error(request, code: ErrorCode, message: str):
-    resp = response_class(API_KEY)
-    return resp(responses=[resp.TopicProduceResponse(name=t.name, partition_responses=[
-        resp.TopicProduceResponse.PartitionProduceResponse(
-            index=p.index, error_code=code, base_offset=-1, log_append_time_ms=-1, log_start_offset=-1,
-            record_errors=[], error_message=message) for p in t.partition_data]) for t in request.topic_data],
-        throttle_time_ms=0)
+def _uniform_error(request, code: ErrorCode, message: str) -> ProduceResponseData:
+    return ProduceResponseData([TopicProduceResponse(t.name, [
+        PartitionProduceResponse(p.index, code, -1, error_message=message) for p in t.partition_data])
+        for t in request.topic_data])
 
 
 def error_response(request, code):

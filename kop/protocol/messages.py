@@ -15,6 +15,7 @@ record bytes of a Produce request where they are.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,7 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ProtocolViolation("varint longer than 5 bytes in request header")
 
 
+@functools.lru_cache(maxsize=1024)  # asked twice per request; a fact of (key, version)
 def is_flexible(api_key: int, api_version: int) -> bool:
     return CODECS[api_key][0].flexible_version_q(api_version)
 

@@ -1,6 +1,6 @@
 """The hand-written hot-path codecs against kafka.protocol's generated ones, for every version served:
-Produce requests decoded by hand (records as views of the frame) and Fetch responses encoded by hand
-(records as the reader's chunks)."""
+Produce requests decoded by hand (records as views of the frame), Produce responses and Fetch
+responses encoded by hand (a Fetch response's records as the reader's chunks)."""
 
 from __future__ import annotations
 
@@ -103,3 +103,30 @@ def test_fetch_records_chunks_are_passed_through_not_copied():
     ours = FetchResponseData(0, 0, 0, [FetchableTopicResponse("t", [PartitionData(0, 0, 5, 5, records=[
         (42).to_bytes(8, "big"), chunk])])])
     assert any(c is chunk for c in ours.encode_chunks(12))
+
+
+int64s = st.integers(-2**63, 2**63 - 1)
+produce_partitions = st.lists(st.tuples(st.integers(0, 2**31 - 1), st.integers(-1, 120), int64s, int64s, int64s,
+                                        st.none() | names,
+                                        st.lists(st.tuples(st.integers(0, 2**31 - 1), st.none() | names), max_size=2)),
+                              max_size=3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(version=st.integers(3, 12), throttle=st.integers(0, 2**31 - 1),
+       data=st.lists(st.tuples(names, produce_partitions), max_size=3))
+def test_produce_response_encode_matches_kafka_python(version, throttle, data):
+    from kafka.protocol.producer import ProduceResponse
+
+    from kop.protocol.produce_response import PartitionProduceResponse, ProduceResponseData, TopicProduceResponse
+    ours = ProduceResponseData([TopicProduceResponse(name, [
+        PartitionProduceResponse(i, e, base, append, start, message, errors)
+        for i, e, base, append, start, message, errors in parts]) for name, parts in data], throttle)
+    cls = ProduceResponse.TopicProduceResponse.PartitionProduceResponse
+    theirs = ProduceResponse(throttle_time_ms=throttle, responses=[ProduceResponse.TopicProduceResponse(
+        name=name, partition_responses=[cls(
+            index=i, error_code=e, base_offset=base, log_append_time_ms=append, log_start_offset=start,
+            error_message=message, record_errors=[cls.BatchIndexAndErrorMessage(
+                batch_index=b, batch_index_error_message=m) for b, m in errors])
+            for i, e, base, append, start, message, errors in parts]) for name, parts in data])
+    assert ours.encode(version) == bytes(theirs.encode(version=version))
