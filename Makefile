@@ -14,7 +14,7 @@ ARGS ?=
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed-$(PYPROJECT_HASH)
 
-.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-unit bench clean
+.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-faults test-unit bench clean
 
 help: ## list the targets
 	@echo "kop make targets:"
@@ -57,6 +57,9 @@ $(BENCH_STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@rm -f $(VENV)/.bench-installed-*
 	@touch $@
+
+test-faults: install kafka-tools ## the fault tests alone, in full: kill -9/SIGTERM, Pulsar restart, unloads, 1,000,000 fuzzed frames (~20-60 min)
+	KOP_FUZZ_FRAMES=$${KOP_FUZZ_FRAMES:-1000000} scripts/test.sh -s tests/faults $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (tests/unit, no Pulsar)
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)

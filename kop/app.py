@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 from dataclasses import replace
 
 from .backend.fleet import Fleet, Node, producer_name
@@ -25,6 +26,7 @@ from .handlers.context import RequestContext
 from .handlers.registry import load_all
 from .mapping.placement import derive_node_id
 from .server.connection import KafkaConnection
+from .server.limits import GatewayLimits
 from .server.listeners import Listener, TlsServer, certificate_subject, listeners_of, server_ssl_context
 from .server.sasl_session import SaslSession
 from .server.scram_users import ScramUsers
@@ -47,6 +49,9 @@ class Gateway:
                        interval_s=g.cursor_sync_interval_s), g)
         self.handlers = load_all()
         self.connections: set[KafkaConnection] = set()
+        s = config.server
+        self.limits = GatewayLimits(s.max_connections, s.max_connections_per_address, s.queued_max_request_bytes)
+        self._idle_sweeper: asyncio.Task | None = None
         self.listeners = listeners_of(config)
         self.servers: list[asyncio.base_events.Server] = []
         self._ssl_context = None
@@ -85,7 +90,7 @@ class Gateway:
                                    max_inflight=self.config.server.max_inflight_requests,
                                    fallback_api_versions=api_versions.fallback_response,
                                    on_close=self.connections.discard, make_session=make_session,
-                                   listener=listener, on_open=self.connections.add)
+                                   listener=listener, on_open=self.connections.add, limits=self.limits)
             return conn
         return protocol
 
@@ -126,6 +131,8 @@ class Gateway:
         await self.coordinator.cursor_sync.start()
         for server in self.servers:
             await server.start_serving()
+        if s.connections_max_idle_ms > 0:
+            self._idle_sweeper = asyncio.ensure_future(self._close_idle(s.connections_max_idle_ms / 1000))
         for listener in self.listeners[1:]:
             log.info("listener %s on %s:%d (advertised %s:%d)", listener.name, listener.host, listener.port,
                      listener.advertised_host, listener.advertised_port)
@@ -140,7 +147,20 @@ class Gateway:
         assert self.server is not None
         return self.server.sockets[0].getsockname()[1]
 
+    async def _close_idle(self, idle_s: float) -> None:
+        """Kafka's connections.max.idle.ms: checked a few times per period, so a connection goes
+        at most a quarter of it late."""
+        while True:
+            await asyncio.sleep(max(min(idle_s / 4, 60.0), 0.05))
+            now = time.monotonic()
+            for conn in list(self.connections):
+                idle = conn.idle_for(now)
+                if idle >= idle_s:
+                    conn.close_idle(idle)
+
     async def stop(self) -> None:
+        if self._idle_sweeper is not None:
+            self._idle_sweeper.cancel()
         for server in self.servers:
             server.close()
         log.info("stopping: %d connections, draining in-flight requests", len(self.connections))

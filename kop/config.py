@@ -40,6 +40,16 @@ class ServerConfig:
     max_frame_size: int = 104_857_600
     # Pipelined requests one connection may have in progress; reading pauses beyond it.
     max_inflight_requests: int = 100
+    # Open connections, in total and from one client address (Kafka: max.connections,
+    # max.connections.per.ip); one more is closed at once, with a log line.
+    max_connections: int = 10_000
+    max_connections_per_address: int = 1_000
+    # Bytes of requests received and not yet answered, over all connections (Kafka:
+    # queued.max.request.bytes); beyond it every connection stops reading until answers catch up.
+    queued_max_request_bytes: int = 268_435_456
+    # A connection with nothing in flight that sends nothing this long is closed (Kafka:
+    # connections.max.idle.ms, the same 10 minutes); 0 keeps idle connections forever.
+    connections_max_idle_ms: int = 600_000
     # Security protocol of the listener above: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
     security_protocol: str = "PLAINTEXT"
     # More listeners, Kafka's syntax: "SASL_PLAINTEXT://127.0.0.1:9093,SASL_SSL://127.0.0.1:9094"
@@ -77,10 +87,16 @@ class TopicsConfig:
 
 @dataclass(frozen=True)
 class FetchConfig:
+    # Largest Fetch answer (Kafka's broker setting fetch.max.bytes, same default); a request asking
+    # more gets this much. The first batch of a partition still goes whole (KIP-74).
+    max_response_bytes: int = 57_671_680
     # Cached Pulsar readers per partition not used for this long are closed.
     reader_idle_s: float = 60.0
     # Upper bound on readers kept open by the whole gateway.
     max_readers: int = 2000
+    # ... and on one partition (consumers of several groups each need one; more is a client fetching
+    # the same offset over and over).
+    max_readers_per_partition: int = 8
     # Pulsar entries each reader may prefetch (its receiver queue). A kafka-format entry is a whole
     # Kafka batch (up to ~1 MiB from librdkafka), so this times max_readers bounds prefetched data.
     reader_prefetch: int = 64
@@ -199,8 +215,20 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"server.max_frame_size: {s.max_frame_size} is below 1024 bytes")
     if s.max_inflight_requests < 1:
         problems.append("server.max_inflight_requests: must be at least 1")
+    for key in ("max_connections", "max_connections_per_address"):
+        if getattr(s, key) < 1:
+            problems.append(f"server.{key}: must be at least 1")
+    if s.queued_max_request_bytes < s.max_frame_size:
+        problems.append(f"server.queued_max_request_bytes: {s.queued_max_request_bytes} is below "
+                        f"server.max_frame_size ({s.max_frame_size}): a largest request could never be read")
+    if s.connections_max_idle_ms < 0:
+        problems.append("server.connections_max_idle_ms: must be 0 (never) or more")
+    if cfg.fetch.max_readers_per_partition < 1:
+        problems.append("fetch.max_readers_per_partition: must be at least 1")
     if cfg.fetch.reader_prefetch < 1:
         problems.append("fetch.reader_prefetch: must be at least 1")
+    if cfg.fetch.max_response_bytes < 1024:
+        problems.append(f"fetch.max_response_bytes: {cfg.fetch.max_response_bytes} is below 1024 bytes")
     if t.entry_format not in ENTRY_FORMATS:
         problems.append(f"topics.entry_format: {t.entry_format!r} is not one of {', '.join(ENTRY_FORMATS)}")
     if not 1 <= t.default_partitions <= 10_000:

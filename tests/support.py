@@ -50,6 +50,17 @@ def admin(path: str, method: str = "GET", body: object | None = None, *, url: st
         return status, raw
 
 
+def drop_namespace(namespace: str) -> None:
+    """Best effort: a test namespace and its topics (they must not pile up)."""
+    status, topics = admin(f"persistent/{namespace}/partitioned")
+    for topic in topics if status == 200 else []:
+        admin(f"persistent/{namespace}/{topic.rsplit('/', 1)[1]}/partitions?force=true", method="DELETE")
+    status, topics = admin(f"persistent/{namespace}")
+    for topic in topics if status == 200 else []:
+        admin(f"persistent/{namespace}/{topic.rsplit('/', 1)[1]}?force=true", method="DELETE")
+    admin(f"namespaces/{namespace}?force=true", method="DELETE")
+
+
 def pulsar_reachable() -> bool:
     try:
         return admin("brokers/health")[1] == "ok"

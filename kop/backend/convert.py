@@ -19,6 +19,9 @@ the payload bytes pass through.
 
 The ``kafka`` entry format stores the whole Kafka batch as one Pulsar message marked with
 ``__kafka_entry=batch-v2`` and ``__kafka_records=<count>``; its payload is the batch, as sent.
+
+In either format a batch of an idempotent producer carries ``__kafka_producer`` (on its entry, or
+on its first message), so a restarted gateway can recognise a retry (producer_recovery.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ HEADERS = "__kafka_headers"
 ENTRY = "__kafka_entry"
 ENTRY_BATCH_V2 = "batch-v2"
 RECORDS = "__kafka_records"
+PRODUCER = "__kafka_producer"  # an idempotent batch's identity (producer_recovery.py)
 
 
 @dataclass(slots=True)

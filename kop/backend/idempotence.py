@@ -12,9 +12,10 @@ Decisions for one incoming batch (first_seq .. last_seq) against what is remembe
                                                   original is still being written)
     first_seq == last remembered last_seq + 1  -> append
     (sequences wrap from 2**31-1 to 0)
-    epoch > known epoch, or producer unknown   -> append and start afresh (a restarted gateway has
-                                                  forgotten its producers; refusing their next
-                                                  sequence would break every producer at once)
+    epoch > known epoch, or producer unknown   -> append and start afresh (a producer older than
+                                                  what a restarted gateway read back from the
+                                                  partition, see producer_recovery.py; refusing its
+                                                  next sequence would break it)
     otherwise                                  -> OUT_OF_ORDER_SEQUENCE_NUMBER
 
 Invariant: a batch is registered (:meth:`ProducerTable.register`) before its write starts, in the
@@ -30,6 +31,9 @@ from enum import Enum
 from typing import Any
 
 BATCHES_REMEMBERED = 5
+# Producers remembered per partition, the least recently writing forgotten first (a bound on memory:
+# every client restart brings a new producer id).
+MAX_PRODUCERS = 10_000
 _SEQ_MOD = 1 << 31
 
 
@@ -77,10 +81,13 @@ class ProducerTable:
         return Verdict.OUT_OF_ORDER, None
 
     def register(self, producer_id: int, epoch: int, first_seq: int, last_seq: int, result: Any) -> None:
-        state = self._producers.get(producer_id)
+        state = self._producers.pop(producer_id, None)  # re-inserted last: the least recent goes first
         if state is None or epoch > state.epoch:
-            state = self._producers[producer_id] = _Producer(epoch)
+            state = _Producer(epoch)
+        self._producers[producer_id] = state
         state.batches.append(_Batch(first_seq, last_seq, result))
+        if len(self._producers) > MAX_PRODUCERS:
+            del self._producers[next(iter(self._producers))]
 
     def settle(self, producer_id: int, first_seq: int, result: Any) -> None:
         """Replace an in-flight batch's future by its final result."""

@@ -20,7 +20,7 @@ from ..config import Config
 from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
 from ..protocol.errors import ErrorCode, KafkaError
-from . import admin as admin_api, policies
+from . import admin as admin_api, policies, producer_recovery
 from .errors import kafka_error_of
 from .idempotence import ProducerTable
 from .positions import OffsetLookups
@@ -40,6 +40,8 @@ class PartitionState:
     writer: PartitionWriter | None = None
     writer_starting: asyncio.Future | None = None
     high_watermark: int = -1
+    producers_recovered: bool = False  # the idempotent batches at the partition's end are in `producers`
+    recovering: asyncio.Future | None = None
 
 
 class PulsarBackend(OffsetLookups):
@@ -245,6 +247,20 @@ class PulsarBackend(OffsetLookups):
         state.writer = PartitionWriter(producer, self.entry_format, url)
         return state.writer
 
+    async def recover_producers(self, topic: str, partition: int, state: PartitionState) -> None:
+        """Once per partition state, before its first idempotent write (producer_recovery.py)."""
+        if state.recovering is None:
+            state.recovering = asyncio.ensure_future(producer_recovery.recover(
+                self.client, self.admin, partition_topic(self.namespace, topic, partition), state.producers,
+                self.config.pulsar.operation_timeout_s))
+        recovering = state.recovering
+        try:
+            await asyncio.shield(recovering)
+            state.producers_recovered = True
+        finally:
+            if recovering.done() and (recovering.cancelled() or recovering.exception() is not None):
+                state.recovering = None  # the next request tries again
+
     def note_written(self, state: PartitionState, end_offset: int) -> None:
         state.high_watermark = max(state.high_watermark, end_offset)
 
@@ -271,7 +287,7 @@ class PulsarBackend(OffsetLookups):
         reader = PartitionReader(raw, url, offset)
         reader.busy = True
         self._readers.setdefault(url, []).append(reader)
-        await self._enforce_reader_cap()
+        await self._enforce_reader_cap(url)
         return reader
 
     def release_reader(self, reader: PartitionReader, failed: bool = False) -> None:
@@ -282,7 +298,14 @@ class PulsarBackend(OffsetLookups):
                 readers.remove(reader)
             asyncio.ensure_future(reader.close())
 
-    async def _enforce_reader_cap(self) -> None:
+    async def _enforce_reader_cap(self, url: str) -> None:
+        """At most fetch.max_readers_per_partition on ``url`` (readers pile up there when a client
+        fetches one offset again and again) and fetch.max_readers in all; least recently used first."""
+        mine = self._readers.get(url, [])
+        excess = len(mine) - self.config.fetch.max_readers_per_partition
+        for reader in sorted((r for r in mine if not r.busy), key=lambda r: r.last_used)[:max(excess, 0)]:
+            mine.remove(reader)
+            await reader.close()
         all_readers = [r for rs in self._readers.values() for r in rs if not r.busy]
         excess = sum(len(rs) for rs in self._readers.values()) - self.config.fetch.max_readers
         for reader in sorted(all_readers, key=lambda r: r.last_used)[:max(excess, 0)]:

@@ -23,7 +23,7 @@ import _pulsar
 
 from ..mapping import offsets
 from ..protocol.records import Record
-from .convert import PulsarFields, kafka_entry_properties, record_to_pulsar
+from .convert import PRODUCER, PulsarFields, kafka_entry_properties, record_to_pulsar
 
 log = logging.getLogger(__name__)
 
@@ -183,10 +183,10 @@ class PartitionWriter:
         self._room_waiters.append(waiter)
         try:
             while True:
-                await waiter
-                if self._room_waiters and self._room_waiters[0] is waiter and self._has_room(records, size):
+                await waiter  # set only while it is first in line (_wake_next)
+                if self._has_room(records, size):
                     return
-                waiter = self._room_waiters[0] = asyncio.get_running_loop().create_future()
+                waiter = self._room_waiters[0] = asyncio.get_running_loop().create_future()  # still first
         finally:
             if self._room_waiters and self._room_waiters[0] is waiter:
                 self._room_waiters.popleft()
@@ -203,12 +203,16 @@ class PartitionWriter:
         if self._room_waiters and not self._room_waiters[0].done():
             self._room_waiters[0].set_result(None)
 
-    def start_pulsar(self, records: list[Record]) -> asyncio.Future:
+    def start_pulsar(self, records: list[Record], producer: str | None = None) -> asyncio.Future:
         """Enqueue one Kafka batch's records as one Pulsar batch entry (synchronously)."""
         done = _Completion(asyncio.get_running_loop(), len(records), self, len(records))
         send, receipt, builder = self.producer.send_async, done.receipt, _pulsar.MessageBuilder
-        for record in records:
-            if record.timestamp > 0 and record.key is None and record.value is not None and not record.headers:
+        for i, record in enumerate(records):
+            if i == 0 and producer is not None:  # the batch's identity, on its first message
+                fields = record_to_pulsar(record)
+                fields.properties[PRODUCER] = producer
+                send(_message(fields), receipt)
+            elif record.timestamp > 0 and record.key is None and record.value is not None and not record.headers:
                 # The common record needs no conversion (convert.record_to_pulsar gives the same).
                 send(builder().content(record.value).event_timestamp(record.timestamp).build(), receipt)
             else:
@@ -216,27 +220,31 @@ class PartitionWriter:
         self.producer.flush_async(lambda _result: None)
         return done.future
 
-    def start_kafka(self, batch: bytes, records_count: int, max_timestamp: int) -> asyncio.Future:
+    def start_kafka(self, batch: bytes, records_count: int, max_timestamp: int,
+                    producer: str | None = None) -> asyncio.Future:
         done = _Completion(asyncio.get_running_loop(), 1, self, records_count)
         builder = _pulsar.MessageBuilder()
         builder.content(batch)
-        builder.properties(kafka_entry_properties(records_count))
+        properties = kafka_entry_properties(records_count)
+        if producer is not None:
+            properties[PRODUCER] = producer
+        builder.properties(properties)
         if max_timestamp > 0:
             builder.event_timestamp(max_timestamp)
         self.producer.send_async(builder.build(), done.receipt)
         return done.future
 
     async def append(self, *, records: list[Record] | None, batch: bytes | None, records_count: int,
-                     max_timestamp: int, size: int, on_enqueued=None) -> Appended:
+                     max_timestamp: int, size: int, on_enqueued=None, producer: str | None = None) -> Appended:
         """Write one Kafka batch; ``on_enqueued(future)`` runs in the same step as the enqueue."""
         await self._wait_for_room(records_count, size)
         self._pending_records += records_count
         self._pending_bytes += size
         try:
             if self.entry_format == "kafka":
-                future = self.start_kafka(batch, records_count, max_timestamp)
+                future = self.start_kafka(batch, records_count, max_timestamp, producer)
             else:
-                future = self.start_pulsar(records)
+                future = self.start_pulsar(records, producer)
             if on_enqueued is not None:
                 on_enqueued(future)
             return await asyncio.shield(future)

@@ -17,6 +17,9 @@ Deviations from Kafka:
   simply waits for data.
 - ``high_watermark`` is the highest end offset this gateway has seen written or read; it can lag
   writes made through another path until they are read.
+- ``max_bytes`` is capped at ``fetch.max_response_bytes`` (55 MiB, the default of Kafka's broker
+  setting ``fetch.max.bytes``), and one connection's fetches are served one at a time
+  (server/connection.py): a client that never reads its answers cannot pile them up in kop.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class _Slot:
 async def serve(ctx, request):
     backend = ctx.backend
     wait_s = min(max(request.max_wait_ms, 0), ctx.config.fetch.max_wait_cap_ms) / 1000
+    max_bytes = min(request.max_bytes, ctx.config.fetch.max_response_bytes)
     started = time.monotonic()
     deadline = started + wait_s
     slots = [_Slot(t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
@@ -63,9 +67,9 @@ async def serve(ctx, request):
         total = 0
         while True:
             for slot in slots:
-                if slot.reader is None or total >= request.max_bytes and total > 0:
+                if slot.reader is None or total >= max_bytes and total > 0:
                     continue
-                budget = min(slot.max_bytes - slot.size, request.max_bytes - total)
+                budget = min(slot.max_bytes - slot.size, max_bytes - total)
                 if budget <= 0:
                     continue
                 try:

@@ -9,6 +9,9 @@ views of the received frame. acks=1 and acks=all both answer once Pulsar has per
 Idempotent producers (producer_id >= 0): duplicates of one of the last five batches are answered
 with the original base offset and written once; out-of-order sequences get
 OUT_OF_ORDER_SEQUENCE_NUMBER and stale epochs INVALID_PRODUCER_EPOCH (backend/idempotence.py).
+That holds across a gateway restart or a move to another gateway: each idempotent batch is stored
+with its identity, and before a partition's first idempotent write a gateway reads the identities
+of its last entries back (backend/producer_recovery.py).
 
 Deviations from Kafka:
 - Advertised from version 0 because librdkafka < 2.11.1 disables compression when Produce's
@@ -28,6 +31,7 @@ import logging
 
 from ..backend import writer as writer_mod
 from ..backend.idempotence import Verdict, last_sequence
+from ..backend.producer_recovery import producer_tag
 from ..backend.errors import kafka_error_of
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
@@ -87,6 +91,8 @@ async def _produce_one(ctx, topic: str, part, slot) -> tuple[int, int, str]:
         try:
             header, batch, recs = await _validate(ctx, topic, part)
             writer = await backend.writer(url, state)
+            if header.producer_id >= 0 and not state.producers_recovered:
+                await backend.recover_producers(topic, part.index, state)  # a restart forgot them
         except KafkaError as exc:
             return exc.code, -1, exc.message
         await state.gate.turn(ticket)
@@ -117,9 +123,10 @@ async def _produce_one(ctx, topic: str, part, slot) -> tuple[int, int, str]:
             ticket = None
 
         try:
+            tag = producer_tag(producer_id, header.producer_epoch, first_seq, last_seq) if producer_id >= 0 else None
             appended = await writer.append(records=recs, batch=batch, records_count=header.records_count,
                                            max_timestamp=header.max_timestamp, size=header.size,
-                                           on_enqueued=enqueued)
+                                           on_enqueued=enqueued, producer=tag)
         except Exception as exc:
             if producer_id >= 0:
                 state.producers.forget(producer_id, first_seq)
@@ -168,6 +175,8 @@ async def _validate(ctx, topic: str, part):
         return header, bytes(view), None
     try:
         recs = kafka_records.decode_records(view)
+    except kafka_records.BatchTooLargeError as exc:
+        raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from exc
     except kafka_records.CorruptRecordError as exc:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     except kafka_records.InvalidRecordError as exc:

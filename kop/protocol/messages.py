@@ -165,7 +165,34 @@ def decode_request(api_key: int, api_version: int, frame: bytes, offset: int) ->
         raise ProtocolViolation(f"{cls.__name__} v{api_version}: body is {len(frame) - offset} bytes, "
                                 f"decoded {end - offset}")
     request._version = api_version
+    missing = _null_where_not_allowed(cls._struct.fields, request, api_version)
+    if missing is not None:
+        raise ProtocolViolation(f"{cls.__name__} v{api_version}: {missing} is null, which Kafka's schema does not allow")
     return request
+
+
+def _null_where_not_allowed(fields: dict, obj: Any, version: int) -> str | None:
+    """The first field that is null although the schema makes it non-nullable in ``version`` (the
+    generated decoder reads a -1 length as null for any string or array; handlers trust the schema)."""
+    for name, field in fields.items():
+        low, high = field._versions
+        if not low <= version <= high or field._tag is not None or field._type_str == "uuid":
+            continue  # (the decoder reads the zero uuid as None)
+        value = getattr(obj, name, None)
+        if value is None:
+            nullable = field._nullable_versions
+            if nullable is None or not nullable[0] <= version <= nullable[1]:
+                return field._name
+        elif field.is_struct_array():
+            for item in value:
+                missing = _null_where_not_allowed(field.fields, item, version)
+                if missing is not None:
+                    return f"{field._name}.{missing}"
+        elif field.is_struct():
+            missing = _null_where_not_allowed(field.fields, value, version)
+            if missing is not None:
+                return f"{field._name}.{missing}"
+    return None
 
 
 def encode_response(api_key: int, api_version: int, correlation_id: int, response: Any) -> list[bytes]:

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 import crc32c
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
+from . import inflate
+
 BATCH_HEADER_SIZE = 61
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _INT64, _INT32, _UINT32, _INT16 = (struct.Struct(f) for f in (">q", ">i", ">I", ">h"))
@@ -59,6 +61,16 @@ class CorruptRecordError(ValueError):
 
 class InvalidRecordError(ValueError):
     """The batch is well formed but not acceptable (magic, control, counts, header keys): INVALID_RECORD."""
+
+
+class BatchTooLargeError(ValueError):
+    """The records inflate past MAX_INFLATED_BYTES: MESSAGE_TOO_LARGE (a decompression bomb, or
+    more than one Pulsar entry could hold anyway)."""
+
+
+# What a compressed batch may inflate to when its records are decoded (the ``pulsar`` entry format).
+# Its records must fit one Pulsar entry (5 MiB by default) in any case.
+MAX_INFLATED_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +213,8 @@ def decode_records(batch) -> list[Record]:
     # object always ends in a NUL byte, which stops them (and is a no-op for bytes input).
     data = bytes(batch)
     header = _header_of_single_batch(data)
+    if header.compression != COMPRESSION_NONE:
+        data = _inflated(data, header)
     try:
         decoded = list(DefaultRecordBatch(data))
     except UnicodeDecodeError as exc:
@@ -211,6 +225,20 @@ def decode_records(batch) -> list[Record]:
         raise InvalidRecordError(f"recordsCount {header.records_count} but {len(decoded)} records decoded")
     base = header.base_offset
     return [Record(r.offset - base, _timestamp(r), r.key, r.value, r.headers) for r in decoded]
+
+
+def _inflated(data: bytes, header: BatchHeader) -> bytes:
+    """The batch with its records inflated (at most MAX_INFLATED_BYTES) and marked uncompressed."""
+    try:
+        records = inflate.inflate(header.compression, data[BATCH_HEADER_SIZE:], MAX_INFLATED_BYTES)
+    except inflate.TooLarge as exc:
+        raise BatchTooLargeError(str(exc)) from exc
+    except inflate.Undecodable as exc:
+        raise CorruptRecordError(f"cannot decompress the records: {exc}") from exc
+    head = bytearray(data[:BATCH_HEADER_SIZE])
+    _INT32.pack_into(head, _LENGTH_POS, BATCH_HEADER_SIZE - _LOG_OVERHEAD + len(records))
+    _INT16.pack_into(head, _ATTRIBUTES_POS, header.attributes & ~0x07)  # the CRC is not checked again
+    return bytes(head) + records
 
 
 def _timestamp(record) -> int:

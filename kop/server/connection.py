@@ -7,7 +7,8 @@ log line; or a request failed, and the handler answers with a Kafka error code.
 Memory is bounded per connection: a frame's size is checked before it is buffered (framing.py);
 at most ``max_inflight_requests`` requests are in progress (reading pauses beyond that); and when
 the client stops reading responses, the transport's write buffer fills, ``pause_writing`` fires and
-reading pauses too, so a slow reader cannot make kop queue responses without bound.
+reading pauses too, so a slow reader cannot make kop queue responses without bound. Across
+connections (limits.py): connection counts, a budget of queued request bytes, idle connections.
 
 SASL listeners (server/sasl_session.py): before authentication only ApiVersions, SaslHandshake
 and SaslAuthenticate are served, anything else closes the connection; after a v0 handshake the next
@@ -21,15 +22,17 @@ import asyncio
 import collections
 import logging
 import struct
+import time
 from typing import Callable
 
 from ..protocol import messages
 from ..protocol.errors import ErrorCode, ProtocolViolation
 from ..protocol.framing import FrameDecoder
+from .limits import GatewayLimits
 
 log = logging.getLogger(__name__)
 
-SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 17, 36
+FETCH_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY = 1, 17, 36
 # What a SASL listener serves before authentication.
 _BEFORE_AUTH = frozenset({messages.API_VERSIONS_KEY, SASL_HANDSHAKE_KEY, SASL_AUTHENTICATE_KEY})
 
@@ -39,7 +42,8 @@ class KafkaConnection(asyncio.Protocol):
                  max_inflight: int, fallback_api_versions: Callable[[int], list[bytes]],
                  on_close: Callable[["KafkaConnection"], None] | None = None,
                  make_session: Callable | None = None, listener=None,
-                 on_open: Callable[["KafkaConnection"], None] | None = None) -> None:
+                 on_open: Callable[["KafkaConnection"], None] | None = None,
+                 limits: GatewayLimits | None = None) -> None:
         self._handlers = handlers
         self._make_context = make_context
         self._decoder = FrameDecoder(max_frame_size)
@@ -47,6 +51,14 @@ class KafkaConnection(asyncio.Protocol):
         self._fallback = fallback_api_versions
         self._on_close = on_close
         self._pending: collections.deque[asyncio.Future] = collections.deque()
+        self._pending_sizes: collections.deque[int] = collections.deque()  # frame bytes, as _pending
+        self._pending_written: collections.deque[asyncio.Future | None] = collections.deque()  # fetches only
+        self._last_fetch_written: asyncio.Future | None = None
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._limits = limits
+        self._address: str | None = None  # counted in by the limits while set
+        self.last_active = time.monotonic()
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
         self._reading_paused = False
@@ -64,6 +76,15 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if self._limits is not None:
+            address = peer[0] if peer else "?"
+            refused = self._limits.admit(address)
+            if refused is not None:
+                log.warning("refusing connection from %s: %s", self._peer, refused)
+                self._closed = True
+                transport.abort()
+                return
+            self._address = address
         if self._make_session is not None:
             self.session = self._make_session(self._peer, transport)
         if self._on_open is not None:  # registered only once connected (a failed TLS handshake never is)
@@ -72,6 +93,7 @@ class KafkaConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        self.last_active = time.monotonic()
         try:
             for frame in self._decoder.feed(data):
                 self._dispatch(frame)
@@ -86,6 +108,18 @@ class KafkaConnection(asyncio.Protocol):
         for future in self._pending:
             future.cancel()
         self._pending.clear()
+        for written in self._pending_written:
+            if written is not None and not written.done():
+                written.set_result(None)
+        self._pending_written.clear()
+        self._writable.set()  # nothing waits for a closed socket
+        if self._limits is not None:
+            self._limits.forget(self)
+            self._limits.give_back(sum(self._pending_sizes))
+            if self._address is not None:
+                self._limits.leave(self._address)
+                self._address = None
+        self._pending_sizes.clear()
         if self.session is not None:
             self.session.close()
         if self._on_close is not None:
@@ -93,10 +127,12 @@ class KafkaConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._writable.clear()
         self._update_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._writable.set()
         self._update_reading()
 
     # -- requests --------------------------------------------------------------------------------
@@ -104,7 +140,7 @@ class KafkaConnection(asyncio.Protocol):
     def _dispatch(self, frame: bytes) -> None:
         session = self.session
         if session is not None and session.expects_raw_token:
-            self._track(asyncio.ensure_future(self._raw_token(bytes(frame))))
+            self._track(asyncio.ensure_future(self._raw_token(bytes(frame))), len(frame))
             return
         api_key, api_version, correlation_id = messages.peek_header(frame)
         if session is not None and session.required and not session.authenticated and api_key not in _BEFORE_AUTH:
@@ -121,11 +157,32 @@ class KafkaConnection(asyncio.Protocol):
         header, offset = messages.parse_header(frame, messages.is_flexible(api_key, api_version))
         request = messages.decode_request(api_key, api_version, frame, offset)
         ctx = self._make_context(header, self._peer, self.session, self.listener)
-        self._track(asyncio.ensure_future(self._run(entry, ctx, request)))
+        if api_key == FETCH_KEY:
+            previous = self._last_fetch_written
+            written = self._last_fetch_written = asyncio.get_running_loop().create_future()
+            self._track(asyncio.ensure_future(self._run_fetch(previous, entry, ctx, request)), len(frame), written)
+        else:
+            self._track(asyncio.ensure_future(self._run(entry, ctx, request)), len(frame))
 
-    def _track(self, task: asyncio.Future) -> None:
-        """Queue a request's answer in arrival order; it is written once it and all before it are done."""
+    async def _run_fetch(self, previous: asyncio.Future | None, entry, ctx, request) -> list[bytes] | None:
+        """Fetches of one connection one at a time, each once the previous answer is in the socket's
+        buffer and that buffer is below its high-water mark: a client that pipelines fetches and
+        never reads the answers holds at most two answers in kop, not one per request in flight.
+        (Kafka clients keep one fetch per broker in flight: this costs them nothing.)"""
+        if previous is not None:
+            await previous
+        await self._writable.wait()
+        return await self._run(entry, ctx, request)
+
+    def _track(self, task: asyncio.Future, size: int = 0, written: asyncio.Future | None = None) -> None:
+        """Queue a request's answer in arrival order; it is written once it and all before it are done.
+        Its frame's bytes count against the gateway's budget until then; ``written`` is completed
+        once its answer is written (or dropped)."""
         self._pending.append(task)
+        self._pending_sizes.append(size)
+        self._pending_written.append(written)
+        if self._limits is not None:
+            self._limits.take(size)
         task.add_done_callback(self._flush)
         self._update_reading()
 
@@ -163,14 +220,21 @@ class KafkaConnection(asyncio.Protocol):
         no flusher task to wake, one loop step less per request)."""
         while self._pending and self._pending[0].done() and not self._closed:
             future = self._pending.popleft()
+            size, written = self._pending_sizes.popleft(), self._pending_written.popleft()
+            if self._limits is not None:
+                self._limits.give_back(size)
             if future.cancelled():
+                _resolve(written)
                 continue
             if future.exception() is not None:
+                _resolve(written)
                 self.abort("a request failed unexpectedly")
                 return
             chunks = future.result()
             if chunks and self._transport is not None:
                 self._transport.writelines(chunks)
+                self.last_active = time.monotonic()
+            _resolve(written)
             self.requests_served += 1
             if self.session is not None and self.session.failed:
                 self.abort("SASL authentication failed")  # after its answer was written
@@ -181,6 +245,9 @@ class KafkaConnection(asyncio.Protocol):
         if self._transport is None or self._closed:
             return
         should_pause = len(self._pending) >= self._max_inflight or self._writing_paused
+        if self._limits is not None and self._limits.over_budget():
+            should_pause = True
+            self._limits.wait_for_budget(self)
         if should_pause and not self._reading_paused:
             self._transport.pause_reading()
             self._reading_paused = True
@@ -201,9 +268,22 @@ class KafkaConnection(asyncio.Protocol):
             self._closed = True
             self._transport.close()
 
+    def budget_changed(self) -> None:
+        """The gateway's queued-bytes budget has room again (limits.py)."""
+        self._update_reading()
+
     @property
     def idle(self) -> bool:
         return not self._pending
+
+    def idle_for(self, now: float) -> float:
+        """Seconds with nothing in flight and nothing received or sent; 0 while a request is in flight."""
+        return 0.0 if self._pending else now - self.last_active
+
+    def close_idle(self, idle_s: float) -> None:
+        if not self._closed:
+            log.info("closing connection from %s: idle for %.0f s (server.connections_max_idle_ms)", self._peer, idle_s)
+            self.close()
 
     async def drain_pending(self, timeout: float) -> None:
         """Let requests already received finish (used on SIGTERM)."""
@@ -211,3 +291,7 @@ class KafkaConnection(asyncio.Protocol):
             await asyncio.wait(list(self._pending), timeout=timeout)
             await asyncio.sleep(0)  # the done-callbacks write the answers
 
+
+def _resolve(future: asyncio.Future | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)

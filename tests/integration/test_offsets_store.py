@@ -19,7 +19,7 @@ from kop.backend.pulsar import PulsarBackend
 from kop.config import load
 from kop.groups.store import (CommittedOffset, NotOwner, GroupRecord, LoadedPartition, MemberRecord, OffsetsStore,
                               StoreError, partition_for)
-from support import ROOT, admin, unique
+from support import ROOT, admin, drop_namespace, unique
 
 pytestmark = pytest.mark.pulsar
 
@@ -33,23 +33,12 @@ async def _backend(namespace: str) -> PulsarBackend:
     return backend
 
 
-def _drop_namespace(namespace: str) -> None:
-    """Best effort: the namespace and its topics (a test namespace must not pile up)."""
-    status, topics = admin(f"persistent/{namespace}/partitioned")
-    for topic in topics if status == 200 else []:
-        admin(f"persistent/{namespace}/{topic.rsplit('/', 1)[1]}/partitions?force=true", method="DELETE")
-    status, topics = admin(f"persistent/{namespace}")
-    for topic in topics if status == 200 else []:
-        admin(f"persistent/{namespace}/{topic.rsplit('/', 1)[1]}?force=true", method="DELETE")
-    admin(f"namespaces/{namespace}", method="DELETE")
-
-
 @pytest.fixture
 async def backend(pulsar):
     backend = await _backend(unique("kop-store"))
     yield backend
     await backend.close()
-    _drop_namespace(backend.system_namespace.path)
+    drop_namespace(backend.system_namespace.path)
 
 
 async def _owning(store: OffsetsStore, start: bool = True) -> OffsetsStore:
@@ -279,7 +268,7 @@ async def test_writes_to_a_missing_namespace_raise(pulsar):
         await store.close()
     finally:
         await backend.close()
-        _drop_namespace(f"public/{namespace}")
+        drop_namespace(f"public/{namespace}")
 
 
 def test_partition_for_is_stable_and_spreads():

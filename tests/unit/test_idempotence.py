@@ -201,3 +201,36 @@ def test_a_well_behaved_producer_always_appends_and_retries_are_duplicates(start
         seq = (last + 1) % 2**31
         for first, lst, result in history[-BATCHES_REMEMBERED:]:
             assert table.check(PID, epoch, first, lst) == (Verdict.DUPLICATE, result)
+
+
+def test_the_least_recently_writing_producer_is_forgotten_beyond_the_cap(monkeypatch):
+    from kop.backend import idempotence
+    monkeypatch.setattr(idempotence, "MAX_PRODUCERS", 3)
+    table = ProducerTable()
+    for pid in (1, 2, 3):
+        table.register(pid, 0, 0, 0, 100 + pid)
+    table.register(1, 0, 1, 1, 201)  # producer 1 writes again: now 2 is the least recent
+    table.register(4, 0, 0, 0, 104)
+    assert len(table) == 3
+    assert table.check(2, 0, 0, 0) == (Verdict.APPEND, None)  # forgotten: starts afresh
+    assert table.check(1, 0, 1, 1) == (Verdict.DUPLICATE, 201)
+    assert table.check(3, 0, 0, 0) == (Verdict.DUPLICATE, 103)
+
+
+def test_producer_tags_round_trip_and_reject_garbage():
+    from kop.backend.producer_recovery import parse_producer_tag, producer_tag
+    assert parse_producer_tag(producer_tag(7, 2, 2**31 - 3, 4)) == (7, 2, 2**31 - 3, 4)
+    for bad in ("", "1:2:3", "a:b:c:d", "1:2:3:4:5"):
+        assert parse_producer_tag(bad) is None
+
+
+def test_tail_start_walks_back_across_ledgers():
+    from kop.backend.producer_recovery import tail_start
+    stats = {"ledgers": [{"ledgerId": 10, "entries": 200}, {"ledgerId": 11, "entries": 0},
+                         {"ledgerId": 12, "entries": 0}], "currentLedgerEntries": 30}
+    assert tail_start(stats, 20) == (12, 10)  # within the open ledger
+    assert tail_start(stats, 30) == (12, 0)
+    assert tail_start(stats, 100) == (10, 130)  # 30 in ledger 12, the other 70 at the end of ledger 10
+    assert tail_start(stats, 1000) == (10, 0)  # fewer entries than asked: from the first
+    assert tail_start({"ledgers": [{"ledgerId": 3, "entries": 0}], "currentLedgerEntries": 0}, 10) is None
+    assert tail_start({}, 10) is None

@@ -634,3 +634,23 @@ def test_every_error_response_encodes(api_key, version, registry):
     response = registry[api_key].error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
     if response is not None:
         assert b"".join(encode_response(api_key, version, 1, response))
+
+
+@pytest.mark.parametrize("api_key, version, body, field", [
+    (12, 0, b"\xff\xff" + b"\x00\x00\x00\x01" + b"\x00\x00", "GroupId"),  # Heartbeat: group_id null
+    (15, 0, b"\xff\xff\xff\xff", "Groups"),  # DescribeGroups: groups array null
+    (8, 2, b"\x00\x01g" + b"\x00\x00\x00\x01" + b"\x00\x00" + b"\x00" * 8 + b"\x00\x00\x00\x01" + b"\xff\xff"
+     + b"\x00\x00\x00\x00",
+     "Topics.Name"),  # OffsetCommit: a topic without a name
+])
+def test_null_where_the_schema_forbids_it_is_a_protocol_violation(api_key, version, body, field):
+    from kop.protocol.errors import ProtocolViolation
+    from kop.protocol.messages import decode_request
+    with pytest.raises(ProtocolViolation, match=field):
+        decode_request(api_key, version, body, 0)
+
+
+def test_null_where_the_schema_allows_it_decodes():
+    from kop.protocol.messages import decode_request
+    request = decode_request(3, 1, b"\xff\xff\xff\xff", 0)  # Metadata v1: null topics = every topic
+    assert request.topics is None

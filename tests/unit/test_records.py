@@ -480,3 +480,32 @@ def test_mutated_batches_with_valid_crc_only_raise_record_errors(seed, edits, cu
             decode_records(view)
     except RECORD_ERRORS:
         pass
+
+
+@pytest.mark.parametrize("codec", [c for c in CODECS.values() if c], ids=[k for k, c in CODECS.items() if c])
+def test_a_decompression_bomb_is_refused_before_it_inflates(codec):
+    """A small compressed batch whose records inflate past MAX_INFLATED_BYTES: refused as too large (zstd,
+    whose frame cannot say so before it overflows the buffer, as corrupt), never inflated whole."""
+    import tracemalloc
+
+    from kop.protocol.records import MAX_INFLATED_BYTES, BatchTooLargeError
+    bomb = build_batch([Record(0, 1, None, bytes(8 * MAX_INFLATED_BYTES), [])], compression=codec)
+    assert len(bomb) < 8 * MAX_INFLATED_BYTES // 16  # snappy packs zeros ~21x, the others far more
+    tracemalloc.start()
+    try:
+        with pytest.raises((BatchTooLargeError, CorruptRecordError)) as caught:
+            decode_records(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert codec == 4 or isinstance(caught.value, BatchTooLargeError), caught.value
+    # a few times the limit at most (a buffer and its copy), never the 128 MiB it would inflate to
+    assert peak < 3 * MAX_INFLATED_BYTES, f"{peak} bytes allocated to refuse it"
+
+
+@pytest.mark.parametrize("codec", [c for c in CODECS.values() if c], ids=[k for k, c in CODECS.items() if c])
+def test_a_batch_just_under_the_inflate_limit_decodes(codec):
+    from kop.protocol.records import MAX_INFLATED_BYTES
+    value = bytes(range(256)) * ((MAX_INFLATED_BYTES - 4096) // 256)
+    got = decode_records(build_batch([Record(0, 1, b"k", value, [])], compression=codec))
+    assert len(got) == 1 and got[0].value == value and got[0].key == b"k"
