@@ -17,8 +17,9 @@ OffsetCommit). Each frame sent is one of:
     bomb         a Produce whose batch inflates to 64 MiB of zeros
     sasl         SaslHandshake with a random mechanism, SaslAuthenticate with random bytes
 
-Every frame must get an answer or a closed connection (a frame whose length prefix promises more
-than was sent gets neither: kop waits for the rest, which is right, and the fuzzer hangs up).
+Every frame must get an answer or a closed connection, except where Kafka gives neither: a frame
+whose length prefix promises more than was sent (kop waits for the rest) and a Produce with acks=0
+(no answer by design); for those the fuzzer waits 50 ms and hangs up.
 """
 
 from __future__ import annotations
@@ -179,6 +180,29 @@ def mutate(rng: random.Random, seeds_: list[Seed], topic: str, correlation_id: i
 _BOMBS: list[bytes] = []
 
 
+def _acks_zero_produce(frame: bytes) -> bool:
+    """A Produce whose acks field reads 0 (kop, like Kafka, sends no answer to it)."""
+    if len(frame) < 14:
+        return False
+    api_key, version = struct.unpack_from(">hh", frame, 4)
+    if api_key != 0:
+        return False
+    (cid_len,) = struct.unpack_from(">h", frame, 12)
+    pos = 14 + max(cid_len, 0)
+    try:
+        if version >= 9:  # flexible: header tagged fields, then a compact nullable transactional_id
+            pos += 1
+            length = frame[pos] - 1
+            pos += 1 + max(length, 0)
+        else:
+            (length,) = struct.unpack_from(">h", frame, pos)
+            pos += 2 + max(length, 0)
+        (acks,) = struct.unpack_from(">h", frame, pos)
+    except (IndexError, struct.error):
+        return False
+    return acks == 0
+
+
 async def _worker(host: str, port: int, rng: random.Random, seeds_: list[Seed], topic: str, stats: Stats,
                   deadline_frames: list[int], timeout: float) -> None:
     reader = writer = None
@@ -189,6 +213,7 @@ async def _worker(host: str, port: int, rng: random.Random, seeds_: list[Seed], 
             reader, writer = await asyncio.open_connection(host, port)
         correlation += 1
         kind, frame, waits = mutate(rng, seeds_, topic, correlation)
+        waits = waits or _acks_zero_produce(frame)  # Kafka answers an acks=0 Produce with nothing
         stats.sent += 1
         stats.by_mutation[kind] += 1
         writer.write(frame)
