@@ -59,7 +59,7 @@ $(BENCH_STAMP): pyproject.toml
 	@touch $@
 
 test-faults: install kafka-tools ## the fault tests alone, in full: kill -9/SIGTERM, Pulsar restart, unloads, 1,000,000 fuzzed frames (~20-60 min)
-	KOP_FUZZ_FRAMES=$${KOP_FUZZ_FRAMES:-1000000} scripts/test.sh -s tests/faults $(PYTEST_ARGS)
+	FUZZ_FRAMES=$${FUZZ_FRAMES:-1000000} scripts/test.sh -s tests/faults $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (tests/unit, no Pulsar)
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)

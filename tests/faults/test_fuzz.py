@@ -1,7 +1,8 @@
 """Hostile and broken input against a running kop (fuzz.py), on its PLAINTEXT listener and (a quarter
 of the connections) a SASL_PLAINTEXT one: every mutated frame gets an answer or a closed connection,
-a well-behaved producer and consumer keep working throughout, and kop's memory stays bounded. KOP_FUZZ_FRAMES sets the number of frames (20,000 in `make test`; `make test-faults`
-sends 1,000,000)."""
+a well-behaved producer and consumer keep working throughout, and kop's memory stays bounded.
+FUZZ_FRAMES sets the number of frames (20,000 in `make test`; `make test-faults` sends 1,000,000).
+Not KOP_*: kop would read that as a setting of its own, and refuse it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from support import admin, drop_namespace, free_port, unique
 
 pytestmark = [pytest.mark.pulsar, pytest.mark.timeout(3600)]
 
-FRAMES = int(os.environ.get("KOP_FUZZ_FRAMES", "20000"))
+FRAMES = int(os.environ.get("FUZZ_FRAMES", "20000"))
 
 
 def _rss_mib(pid: int) -> float:
