@@ -180,6 +180,17 @@ def mutate(rng: random.Random, seeds_: list[Seed], topic: str, correlation_id: i
 _BOMBS: list[bytes] = []
 
 
+# Answers Kafka itself may hold back: a Fetch long-polls (kop caps max_wait_ms at 30 s), a JoinGroup or
+# SyncGroup waits for the rebalance (as long as the members' rebalance timeouts).
+_SLOW_APIS = {1, 11, 14}
+SLOW_TIMEOUT_S = 45.0
+
+
+def _timeout_for(frame: bytes, timeout: float) -> float:
+    api_key = struct.unpack_from(">h", frame, 4)[0] if len(frame) >= 6 else -1
+    return max(timeout, SLOW_TIMEOUT_S) if api_key in _SLOW_APIS else timeout
+
+
 def _acks_zero_produce(frame: bytes) -> bool:
     """A Produce whose acks field reads 0 (kop, like Kafka, sends no answer to it)."""
     if len(frame) < 14:
@@ -219,7 +230,7 @@ async def _worker(host: str, port: int, rng: random.Random, seeds_: list[Seed], 
         writer.write(frame)
         try:
             await writer.drain()
-            head = await asyncio.wait_for(reader.readexactly(4), 0.05 if waits else timeout)
+            head = await asyncio.wait_for(reader.readexactly(4), 0.05 if waits else _timeout_for(frame, timeout))
             (size,) = struct.unpack(">i", head)
             await asyncio.wait_for(reader.readexactly(size), timeout)
             stats.outcomes["answered"] += 1
