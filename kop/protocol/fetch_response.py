@@ -74,7 +74,7 @@ class FetchResponseData:
                     head += _I32.pack(p.preferred_read_replica)
                 size = sum(len(c) for c in p.records)
                 if flexible:
-                    _uvarint(head, size + 1)
+                    put_uvarint(head, size + 1)
                 else:
                     head += _I32.pack(size)
                 if size:
@@ -90,7 +90,8 @@ class FetchResponseData:
         return [c for c in chunks if len(c)]
 
 
-def _uvarint(buf: bytearray, value: int) -> None:
+def put_uvarint(buf: bytearray, value: int) -> None:
+    """Kafka's unsigned varint (compact lengths of flexible versions), appended to ``buf``."""
     while value > 0x7F:
         buf.append((value & 0x7F) | 0x80)
         value >>= 7
@@ -99,13 +100,13 @@ def _uvarint(buf: bytearray, value: int) -> None:
 
 def _array_length(buf: bytearray, n: int, flexible: bool) -> None:
     if flexible:
-        _uvarint(buf, n + 1)
+        put_uvarint(buf, n + 1)
     else:
         buf += _I32.pack(n)
 
 
 def _length(buf: bytearray, n: int, flexible: bool) -> None:
     if flexible:
-        _uvarint(buf, n + 1)
+        put_uvarint(buf, n + 1)
     else:
         buf += struct.pack(">h", n)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from .fetch_response import put_uvarint
+
 FIRST_FLEXIBLE = 9
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -82,17 +84,10 @@ class ProduceResponseData:
         return bytes(out)
 
 
-def _uvarint(buf: bytearray, value: int) -> None:
-    while value > 0x7F:
-        buf.append((value & 0x7F) | 0x80)
-        value >>= 7
-    buf.append(value)
-
-
 def _length(buf: bytearray, n: int, flexible: bool, array: bool = False) -> None:
     """A length, or -1 for null: compact (n + 1, 0 for null) when flexible, else int32/int16."""
     if flexible:
-        _uvarint(buf, n + 1)
+        put_uvarint(buf, n + 1)
     else:
         buf += (_I32 if array else _I16).pack(n)
 
