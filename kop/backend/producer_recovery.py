@@ -28,23 +28,12 @@ from .errors import kafka_error_of
 from .idempotence import ProducerTable
 from .plumbing import call_async, reader_conf
 from .reader import PartitionReader
+from .resends import parse_producer_tag
 
 log = logging.getLogger(__name__)
 
 # Entries read back from the end of a partition (across ledgers) before its first idempotent write.
 RECOVERY_ENTRIES = 200
-
-
-def producer_tag(producer_id: int, epoch: int, first_seq: int, last_seq: int) -> str:
-    return f"{producer_id}:{epoch}:{first_seq}:{last_seq}"
-
-
-def parse_producer_tag(value: str) -> tuple[int, int, int, int] | None:
-    try:
-        pid, epoch, first, last = (int(x) for x in value.split(":"))
-    except ValueError:
-        return None
-    return pid, epoch, first, last
 
 
 def tail_start(stats: dict[str, Any], entries: int) -> tuple[int, int] | None:

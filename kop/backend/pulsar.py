@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 PARTITION_CACHE_S = 5.0
 PARTITION_CACHE_MAX = 10_000  # topics whose partition count is kept
+# Entries a new reader starts before its offset: a Pulsar client resends at most what was awaiting
+# receipts, and a Kafka producer has at most 5 batches in flight per partition.
+RESEND_LOOKBACK_ENTRIES = 16
 
 @dataclass(slots=True)
 class PartitionState:
@@ -278,7 +281,9 @@ class PulsarBackend(OffsetLookups):
                 reader.busy = True
                 return reader
         ledger, entry, _ = offsets.unpack(offset)
-        start = pulsar.MessageId(-1, ledger, entry, -1)._msg_id
+        # A few entries early, so the reader has passed the batches a resend would repeat (resends.py);
+        # poll() steps over everything before ``offset``.
+        start = pulsar.MessageId(-1, ledger, max(entry - RESEND_LOOKBACK_ENTRIES, 0), -1)._msg_id
         conf = reader_conf(inclusive=True, prefetch=self.config.fetch.reader_prefetch)
         try:
             raw = await call_async(self.client.create_reader_async, url, start, conf)

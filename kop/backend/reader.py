@@ -14,7 +14,9 @@ Reading never blocks the event loop and never loses a message:
 
 Messages are turned into Kafka batches by runs of the same Pulsar entry: a ``kafka``-format entry is
 its stored batch with the base offset rewritten in place; a run of ``pulsar``-format messages of one
-entry becomes one uncompressed Kafka batch whose offsets are the messages' packed positions.
+entry becomes one uncompressed Kafka batch whose offsets are the messages' packed positions. An
+entry that repeats an idempotent batch the reader has passed goes out empty (resends.py); a new
+reader starts a few entries early to have passed them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ import _pulsar
 
 from ..mapping import offsets
 from ..protocol import records as kafka_records
-from .convert import ENTRY, ENTRY_BATCH_V2, RECORDS, pulsar_to_record
+from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, pulsar_to_record
+from .resends import SeenBatches, parse_producer_tag, records_of
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class PartitionReader:
         self._armed = False  # a read_next_async is outstanding
         self._waiter: asyncio.Future | None = None
         self._failure: Any = None
+        self.seen = SeenBatches()  # idempotent batches passed, to step over a resent one (resends.py)
+        self._resent_entry: tuple[int, int] | None = None  # the pulsar-format entry being stepped over
 
     # -- receiving ----------------------------------------------------------------------------
     # While messages flow, they are popped from the Pulsar client's queue directly (read_next with
@@ -148,22 +153,49 @@ class PartitionReader:
             if props is not None and props.get(ENTRY) == ENTRY_BATCH_V2:
                 count = int(props.get(RECORDS, "1"))
                 if offset + count - 1 < fetch_offset:
+                    self.seen.is_resend(props.get(PRODUCER))  # passed: remembered (see resends.py)
                     continue  # wholly before the fetch offset (a reader positioned mid-entry)
                 close_run()
                 if out and size + message.length() > max_bytes:
                     self._put_back(message)
                     break
-                # The stored batch goes out as it is, behind its base offset: no copy is made.
                 data = message.data()
-                out.append(offset.to_bytes(8, "big"))
-                out.append(memoryview(data)[8:])
-                size += len(data)
+                if self.seen.is_resend(props.get(PRODUCER)):
+                    out.append(kafka_records.emptied(data, offset))
+                    size += kafka_records.BATCH_HEADER_SIZE
+                else:
+                    # The stored batch goes out as it is, behind its base offset: no copy is made.
+                    out.append(offset.to_bytes(8, "big"))
+                    out.append(memoryview(data)[8:])
+                    size += len(data)
                 self.high_offset = max(self.high_offset, offset + count)
                 self.next_offset = offset + count
                 continue
+            entry = (ledger, entry_id)
+            if index <= 0 and entry != self._resent_entry:
+                # The first message of a pulsar-format entry carries the batch's identity.
+                props = message.properties() if props is None else props
+                tag = props.get(PRODUCER)
+                if tag is not None and offset < fetch_offset:
+                    self.seen.is_resend(tag)
+                elif tag is not None:
+                    close_run()
+                    if out and size >= max_bytes:
+                        self._put_back(message)
+                        break
+                    if self.seen.is_resend(tag):
+                        self._resent_entry = entry
+                        first, last = parse_producer_tag(tag)[2:]
+                        count = records_of(first, last)
+                        out.append(kafka_records.empty_batch(offset, count - 1, base_timestamp=message.publish_timestamp(),
+                                                             max_timestamp=message.publish_timestamp()))
+                        size += kafka_records.BATCH_HEADER_SIZE
+                        self.high_offset = max(self.high_offset, offset + count)
+                        self.next_offset = offset + count
+            if entry == self._resent_entry:
+                continue  # a message of a resent entry, covered by the empty batch sent for it
             if offset < fetch_offset:
                 continue
-            entry = (ledger, entry_id)
             if entry != run_entry:
                 close_run()
                 if out and size >= max_bytes:

@@ -20,6 +20,9 @@ Deviations from Kafka:
 - ``max_bytes`` is capped at ``fetch.max_response_bytes`` (55 MiB, the default of Kafka's broker
   setting ``fetch.max.bytes``), and one connection's fetches are served one at a time
   (server/connection.py): a client that never reads its answers cannot pile them up in kop.
+- An idempotent batch that Pulsar holds twice (the Pulsar client resent it after a reconnect,
+  backend/resends.py) is answered the second time as an empty batch over the same offsets, as
+  Kafka's log cleaner leaves them: consumers step over it and read its records once.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import logging
 
 from ..backend import writer as writer_mod
 from ..backend.idempotence import Verdict, last_sequence
-from ..backend.producer_recovery import producer_tag
+from ..backend.resends import producer_tag
 from ..backend.errors import kafka_error_of
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name

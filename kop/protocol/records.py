@@ -291,6 +291,28 @@ def build_batch(
     return buf
 
 
+def empty_batch(base_offset: int, last_offset_delta: int, *, producer_id: int = -1, producer_epoch: int = -1,
+                base_sequence: int = -1, base_timestamp: int = NO_TIMESTAMP, max_timestamp: int = NO_TIMESTAMP,
+                attributes: int = 0, partition_leader_epoch: int = -1) -> bytes:
+    """A v2 batch with no records that still spans base_offset .. base_offset + last_offset_delta,
+    like those Kafka's log cleaner keeps: consumers step to the offset after it (kafka-python,
+    aiokafka, the Java client and librdkafka all take the next fetch offset from lastOffsetDelta).
+    Compression bits are cleared: there is nothing to decompress."""
+    head = bytearray(_HEADER.pack(base_offset, BATCH_HEADER_SIZE - _LOG_OVERHEAD, partition_leader_epoch, MAGIC, 0,
+                                  attributes & ~0x07, last_offset_delta, base_timestamp, max_timestamp,
+                                  producer_id, producer_epoch, base_sequence, 0))
+    _UINT32.pack_into(head, _CRC_POS, crc32c.crc32c(memoryview(head)[_ATTRIBUTES_POS:]))
+    return bytes(head)
+
+
+def emptied(batch, base_offset: int) -> bytes:
+    """The stored ``batch`` without its records, at ``base_offset`` (see :func:`empty_batch`)."""
+    h = parse_header(batch)
+    return empty_batch(base_offset, h.last_offset_delta, producer_id=h.producer_id, producer_epoch=h.producer_epoch,
+                       base_sequence=h.base_sequence, base_timestamp=h.base_timestamp, max_timestamp=h.max_timestamp,
+                       attributes=h.attributes, partition_leader_epoch=h.partition_leader_epoch)
+
+
 def _check_buildable(records: list[Record], compression: int, timestamp_type: int) -> None:
     """Refuse inputs aiokafka's builder would silently encode wrongly."""
     if not records:

@@ -218,7 +218,7 @@ def test_the_least_recently_writing_producer_is_forgotten_beyond_the_cap(monkeyp
 
 
 def test_producer_tags_round_trip_and_reject_garbage():
-    from kop.backend.producer_recovery import parse_producer_tag, producer_tag
+    from kop.backend.resends import parse_producer_tag, producer_tag
     assert parse_producer_tag(producer_tag(7, 2, 2**31 - 3, 4)) == (7, 2, 2**31 - 3, 4)
     for bad in ("", "1:2:3", "a:b:c:d", "1:2:3:4:5"):
         assert parse_producer_tag(bad) is None
