@@ -44,7 +44,8 @@ def free_port() -> int:
 
 def start_kop(port: int, delay_ms: int) -> subprocess.Popen:
     env = {**os.environ, "KOP_GROUPS_INITIAL_REBALANCE_DELAY_MS": str(delay_ms)}
-    proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "kop"), "serve", "--listen", f"127.0.0.1:{port}"],
+    proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "kop"), "serve", "--listen", f"127.0.0.1:{port}",
+                             "--metrics-listen", "127.0.0.1:0"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:

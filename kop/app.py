@@ -13,12 +13,14 @@ import signal
 import time
 from dataclasses import replace
 
+from . import metrics
 from .backend.fleet import Fleet, Node, producer_name
 from .backend.principals import PrincipalPool
 from .backend.pulsar import PulsarBackend
 from .config import Config
 from .groups.coordinator import GroupCoordinator
 from .groups.cursor_sync import CursorSync
+from .groups.lag import GroupCollector, LagCollector
 from .groups.ownership import Ownership
 from .groups.store import OffsetsStore
 from .handlers import api_versions
@@ -30,6 +32,7 @@ from .server.limits import GatewayLimits
 from .server.listeners import Listener, TlsServer, certificate_subject, listeners_of, server_ssl_context
 from .server.sasl_session import SaslSession
 from .server.scram_users import ScramUsers
+from .server.status_http import StatusServer
 
 log = logging.getLogger("kop")
 
@@ -60,6 +63,14 @@ class Gateway:
         self.principals = PrincipalPool(self.backend, config.sasl.max_principals)
         self.mechanisms = [m.strip() for m in config.sasl.mechanisms.split(",") if m.strip()]
         self.scram_users = ScramUsers(config.sasl.scram_credentials_file) if config.sasl.scram_credentials_file else None
+        m = config.metrics
+        metrics.configure(m.max_topic_labels, m.max_group_labels)
+        self.serving = False
+        self.status = StatusServer(m.listen_host, m.listen_port, lambda: self.serving,
+                                   self.backend.admin.healthy) if m.enabled else None
+        self._group_collector = GroupCollector(self.coordinator)
+        self.lag = LagCollector(self.coordinator, self.backend.admin, m.lag_interval_s, m.lag_max_partitions,
+                                m.lag_precise) if m.enabled and m.lag_interval_s > 0 else None
 
     @property
     def server(self) -> asyncio.base_events.Server | None:
@@ -113,6 +124,10 @@ class Gateway:
 
     async def start(self) -> None:
         """Bind, join the fleet, load the groups this gateway coordinates, then serve."""
+        if self.status is not None:
+            # First: /health answers while Pulsar is being reached, and a taken port fails at once.
+            await self.status.start()
+            metrics.REGISTRY.register(self._group_collector)
         await self.backend.start()
         await self.coordinator.start()
         s, c = self.config.server, self.config.cluster
@@ -131,6 +146,9 @@ class Gateway:
         await self.coordinator.cursor_sync.start()
         for server in self.servers:
             await server.start_serving()
+        self.serving = True
+        if self.lag is not None:
+            self.lag.start()
         if s.connections_max_idle_ms > 0:
             self._idle_sweeper = asyncio.ensure_future(self._close_idle(s.connections_max_idle_ms / 1000))
         for listener in self.listeners[1:]:
@@ -159,8 +177,11 @@ class Gateway:
                     conn.close_idle(idle)
 
     async def stop(self) -> None:
+        self.serving = False
         if self._idle_sweeper is not None:
             self._idle_sweeper.cancel()
+        if self.lag is not None:
+            await self.lag.close()
         for server in self.servers:
             server.close()
         log.info("stopping: %d connections, draining in-flight requests", len(self.connections))
@@ -174,6 +195,9 @@ class Gateway:
             await self.fleet.close()
         await self.principals.close()
         await self.backend.close()
+        if self.status is not None:
+            await self.status.close()
+            metrics.REGISTRY.unregister(self._group_collector)
         log.info("stopped")
 
 

@@ -1,8 +1,12 @@
 """The ``kop`` command.
 
     kop serve [--config FILE] [--listen HOST:PORT] [--pulsar-url URL] [--admin-url URL] ...
+    kop standalone [same options as serve]   a local Pulsar (started if none answers) plus kop
+    kop check [same options as serve]        validate the configuration, then reach Pulsar
     kop scram add USER --file FILE --tenant TENANT [--namespace NS] --token-file JWT_FILE  (password on stdin)
     kop --version
+
+Configuration precedence: defaults < the TOML file (--config) < KOP_* environment variables < flags.
 """
 
 from __future__ import annotations
@@ -11,14 +15,19 @@ import argparse
 import logging
 import sys
 
-from . import __version__
+from . import __version__, logs, operate
 from .config import ConfigError, load
 
 EXAMPLES = """examples:
   kop serve                                   # 127.0.0.1:9092 -> pulsar://127.0.0.1:6650
   kop serve --config config/kop.example.toml
   KOP_TOPICS_ENTRY_FORMAT=kafka kop serve --listen 0.0.0.0:9092 --advertised-host 10.0.0.5
+  kop serve --log-format json --metrics-listen 0.0.0.0:9404
+  kop standalone                              # what `make run` runs: a local Pulsar, then kop
+  kop check --config kop.toml                 # every bad key at once, then Pulsar's service and admin URLs
   echo 'alice-secret' | kop scram add alice --file scram-users.json --tenant acme --token-file acme.jwt
+
+metrics and health: http://127.0.0.1:9404/metrics, /health, /ready (the [metrics] section)
 """
 
 
@@ -29,23 +38,34 @@ def _host_port(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file (see config/kop.example.toml)")
+    parser.add_argument("--listen", type=_host_port, help="HOST:PORT to listen on (server.listen_*)")
+    parser.add_argument("--advertised-host", help="host Metadata tells clients (server.advertised_host)")
+    parser.add_argument("--advertised-port", type=int, help="port Metadata tells clients (server.advertised_port)")
+    parser.add_argument("--pulsar-url", help="Pulsar service URL (pulsar.service_url)")
+    parser.add_argument("--admin-url", help="Pulsar admin URL (pulsar.admin_url)")
+    parser.add_argument("--tenant", help="Pulsar tenant of Kafka topics (pulsar.tenant)")
+    parser.add_argument("--namespace", help="Pulsar namespace of Kafka topics (pulsar.namespace)")
+    parser.add_argument("--entry-format", choices=["pulsar", "kafka"], help="topics.entry_format")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-format", choices=["text", "json"], help="log_format: text lines or JSON objects")
+    parser.add_argument("--metrics-listen", type=_host_port,
+                        help="HOST:PORT of /metrics, /health and /ready (metrics.listen_*; port 0: any free one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kop", description="A Kafka wire-protocol gateway in front of Apache Pulsar.",
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve Kafka clients against a running Pulsar",
-                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    serve.add_argument("--config", help="TOML file (see config/kop.example.toml)")
-    serve.add_argument("--listen", type=_host_port, help="HOST:PORT to listen on (server.listen_*)")
-    serve.add_argument("--advertised-host", help="host Metadata tells clients (server.advertised_host)")
-    serve.add_argument("--advertised-port", type=int, help="port Metadata tells clients (server.advertised_port)")
-    serve.add_argument("--pulsar-url", help="Pulsar service URL (pulsar.service_url)")
-    serve.add_argument("--admin-url", help="Pulsar admin URL (pulsar.admin_url)")
-    serve.add_argument("--tenant", help="Pulsar tenant of Kafka topics (pulsar.tenant)")
-    serve.add_argument("--namespace", help="Pulsar namespace of Kafka topics (pulsar.namespace)")
-    serve.add_argument("--entry-format", choices=["pulsar", "kafka"], help="topics.entry_format")
-    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    for name, text in (("serve", "serve Kafka clients against a running Pulsar"),
+                       ("standalone", "start a local Pulsar standalone (unless one answers), then serve; "
+                                      "Ctrl-C stops both"),
+                       ("check", "validate the configuration (every problem at once), then connect to "
+                                 "Pulsar's service and admin URLs")):
+        _serve_options(sub.add_parser(name, help=text, description=text, epilog=EXAMPLES,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter))
     scram = sub.add_parser("scram", help="manage the SCRAM users kop keeps (sasl.scram_credentials_file)")
     scram_sub = scram.add_subparsers(dest="scram_command", required=True)
     add = scram_sub.add_parser("add", help="add or replace a user; the password is read from stdin")
@@ -91,18 +111,26 @@ def main(argv: list[str] | None = None) -> int:
         "pulsar.namespace": args.namespace,
         "topics.entry_format": args.entry_format,
         "log_level": args.log_level,
+        "log_format": args.log_format,
+        "metrics.listen_host": args.metrics_listen[0] if args.metrics_listen else None,
+        "metrics.listen_port": args.metrics_listen[1] if args.metrics_listen else None,
     }
     try:
         config = load(args.config, overrides=overrides)
     except ConfigError as exc:
         print(f"kop: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per admin call is noise
+    logs.configure(config.log_level, config.log_format)
+    if args.command == "check":
+        return operate.check(config)
     from .app import run
+
+    def serve(cfg) -> None:
+        run(cfg)
     try:
-        run(config)
+        if args.command == "standalone":
+            return operate.standalone(config, serve)
+        serve(config)
     except Exception as exc:  # e.g. Pulsar unreachable, port in use: one clear line, exit 1
         logging.getLogger("kop").error("kop could not start: %s", exc)
         return 1

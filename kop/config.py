@@ -120,6 +120,9 @@ class GroupsConfig:
     subscription_prefix: str = "kafka-group-"
     # How often pending commits are written to those subscriptions (the commit -> cursor delay).
     cursor_sync_interval_s: float = 1.0
+    # An Empty group with no committed offsets is forgotten after this long (checked every 10 s), as
+    # Kafka's offsets cleaner drops such groups; otherwise every group id ever named stays in memory.
+    empty_group_retention_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,26 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # The HTTP endpoint of /metrics, /health and /ready (server/status_http.py). Loopback by
+    # default, like Kafka's JMX: exposing it is the operator's decision. Port 0: any free port.
+    enabled: bool = True
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 9404
+    # Distinct topic / group label values per metric before the rest are counted as "__other__":
+    # a client creating topics in a loop must not grow memory or the scrape without bound.
+    max_topic_labels: int = 500
+    max_group_labels: int = 500
+    # Consumer lag (groups/lag.py): one Pulsar stats call per partition a group of this gateway has
+    # committed on, every interval; at most lag_max_partitions per round. 0 turns lag off.
+    lag_interval_s: float = 30.0
+    lag_max_partitions: int = 1000
+    # Count the messages inside batch entries (Pulsar reads the backlog to count them) rather than
+    # entries: records in the pulsar entry format, batches in the kafka format either way.
+    lag_precise: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     pulsar: PulsarConfig = field(default_factory=PulsarConfig)
@@ -165,17 +188,21 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     sasl: SaslConfig = field(default_factory=SaslConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log_level: str = "INFO"
+    # "text" (one line per event, the connection's client in brackets) or "json" (one object per line).
+    log_format: str = "text"
 
     @property
     def advertised_port(self) -> int:
         return self.server.advertised_port or self.server.listen_port
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "log_level"}
+_TOP_KEYS = ("log_level", "log_format")
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in _TOP_KEYS}
 _SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
                     "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig,
-                    "tls": TlsConfig, "sasl": SaslConfig}
+                    "tls": TlsConfig, "sasl": SaslConfig, "metrics": MetricsConfig}
 
 
 def _coerce(value: Any, target: type, where: str, problems: list[str]) -> Any:
@@ -246,6 +273,8 @@ def _validate(cfg: Config, problems: list[str]) -> None:
         problems.append("groups.initial_rebalance_delay_ms must not be negative")
     if not 1 <= g.offsets_partitions <= 1024:
         problems.append(f"groups.offsets_partitions: {g.offsets_partitions} outside 1..1024")
+    if g.empty_group_retention_s < 0:
+        problems.append("groups.empty_group_retention_s must not be negative")
     if g.cursor_sync_interval_s <= 0:
         problems.append("groups.cursor_sync_interval_s must be positive")
     if not -1 <= s.node_id <= 2**31 - 1:
@@ -258,6 +287,18 @@ def _validate(cfg: Config, problems: list[str]) -> None:
     _validate_security(cfg, problems)
     if cfg.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"log_level: {cfg.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    if cfg.log_format not in ("text", "json"):
+        problems.append(f"log_format: {cfg.log_format!r} is not text or json")
+    m = cfg.metrics
+    if not 0 <= m.listen_port <= 65535:
+        problems.append(f"metrics.listen_port: {m.listen_port} is not a TCP port")
+    for key in ("max_topic_labels", "max_group_labels"):
+        if getattr(m, key) < 1:
+            problems.append(f"metrics.{key}: must be at least 1")
+    if m.lag_interval_s < 0:
+        problems.append("metrics.lag_interval_s: must be 0 (off) or more")
+    if m.lag_max_partitions < 1:
+        problems.append("metrics.lag_max_partitions: must be at least 1")
 
 
 # KOP_* variables read by scripts/, not by kop itself.
@@ -329,8 +370,8 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
         for key, value in data.items():
             if key in _SECTIONS and isinstance(value, dict):
                 layered[key].update({k: (v, f"{path}: [{key}] {k}") for k, v in value.items()})
-            elif key == "log_level":
-                top[key] = (value, f"{path}: log_level")
+            elif key in _TOP_KEYS:
+                top[key] = (value, f"{path}: {key}")
             else:
                 problems.append(f"{path}: unknown key or section {key!r}")
 
@@ -338,8 +379,8 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
         if not name.startswith("KOP_") or name in SCRIPT_VARIABLES:
             continue
         rest = name[4:].lower()
-        if rest == "log_level":
-            top["log_level"] = (value, name)
+        if rest in _TOP_KEYS:
+            top[rest] = (value, name)
             continue
         section, _, key = rest.partition("_")
         if section in _SECTIONS and key:
@@ -350,8 +391,8 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
-        if dotted == "log_level":
-            top["log_level"] = (value, "--log-level")
+        if dotted in _TOP_KEYS:
+            top[dotted] = (value, f"--{dotted.replace('_', '-')}")
             continue
         section, _, key = dotted.partition(".")
         if section not in layered:
@@ -372,10 +413,8 @@ def load(path: str | None = None, env: Mapping[str, str] | None = None,
             if coerced is not None:
                 kwargs[key] = coerced
         sections[name] = cls(**kwargs)
-    log_level = "INFO"
-    if "log_level" in top:
-        log_level = str(top["log_level"][0])
-    cfg = Config(**sections, log_level=log_level)
+    tops = {key: str(value) for key, (value, _) in top.items()}
+    cfg = Config(**sections, **tops)
     _validate(cfg, problems)
     if problems:
         raise ConfigError(problems)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# What `make run` runs: the gateway in the foreground, with a Pulsar standalone behind it.
+# What `make run` runs: the gateway in the foreground, with a Pulsar standalone behind it
+# (`kop standalone`; with KOP_SECURE=1 this script manages the secured Pulsar itself).
 #
 #   scripts/run.sh [kop serve args...]     e.g. scripts/run.sh --config kop.toml
 #
@@ -26,6 +27,13 @@ cd "$here"
 log() { printf '[run.sh] %s\n' "$*" >&2; }
 
 make --no-print-directory -s install
+
+# The plain case is `kop standalone`: it starts the Pulsar (unless one answers), serves, and stops
+# that Pulsar on Ctrl-C. The secure set-up below needs its own Pulsar, certificates and variables.
+if [ "${KOP_SECURE:-0}" != 1 ]; then
+  if [ "${PULSAR_AUTOSTART:-1}" = 0 ]; then exec .venv/bin/kop serve "$@"; fi
+  exec .venv/bin/kop standalone "$@"
+fi
 
 started_pulsar=0
 kop_pid=

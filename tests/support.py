@@ -74,6 +74,7 @@ class Gateway:
     def __init__(self, *args: str, env: dict[str, str] | None = None, port: int | None = None,
                  admin_url: str = ADMIN_URL, service_url: str = SERVICE_URL) -> None:
         self.port = port or free_port()
+        self.metrics_port = free_port()  # /metrics, /health, /ready (several gateways run at once)
         self.admin_url, self.service_url = admin_url, service_url
         self.args = list(args)
         self.env = env or {}
@@ -86,7 +87,7 @@ class Gateway:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "Gateway":
-        env = {**os.environ, **self.env}
+        env = {**os.environ, "KOP_METRICS_LISTEN_PORT": str(self.metrics_port), **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kop.cli", "serve", "--listen", f"127.0.0.1:{self.port}",

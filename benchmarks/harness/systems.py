@@ -101,7 +101,8 @@ class Kop:
     def __enter__(self) -> "Kop":
         self._out = open(self.logfile, "w")
         cmd = [str(REPO / ".venv" / "bin" / "kop"), "serve", "--listen", self.bootstrap, "--entry-format",
-               self.entry_format, "--pulsar-url", PULSAR_URL, "--admin-url", ADMIN_URL, *self.extra_args]
+               self.entry_format, "--pulsar-url", PULSAR_URL, "--admin-url", ADMIN_URL,
+               "--metrics-listen", "127.0.0.1:0", *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, cwd=REPO,
                                      env={**os.environ, **self.env})
         deadline = time.monotonic() + 60

@@ -138,6 +138,12 @@ class PulsarAdmin:
     async def internal_stats(self, partition: PulsarTopic) -> dict[str, Any]:
         return await self._call("GET", f"persistent/{partition.rest_path}/internalStats")
 
+    async def partition_stats(self, partition: PulsarTopic, precise_backlog: bool = False) -> dict[str, Any]:
+        """Pulsar's topic stats; ``precise_backlog`` counts the messages inside batch entries (the
+        broker reads the backlog to do so) instead of counting entries."""
+        return await self._call("GET", f"persistent/{partition.rest_path}/stats",
+                                params={"getPreciseBacklog": str(precise_backlog).lower()})
+
     async def unload(self, partition: PulsarTopic) -> None:
         await self._call("PUT", f"persistent/{partition.rest_path}/unload")
 

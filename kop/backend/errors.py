@@ -11,6 +11,7 @@ import logging
 
 import _pulsar
 
+from .. import metrics
 from ..protocol.errors import ErrorCode, KafkaError
 from . import admin as admin_api
 
@@ -31,6 +32,7 @@ def kafka_error_of(exc: BaseException) -> KafkaError:
         return exc
     result = getattr(exc, "result", None)
     name = getattr(result, "name", None) or type(exc).__name__
+    metrics.PULSAR_ERRORS.labels(name).inc()
     if name in _EXACT:
         return KafkaError(_EXACT[name], str(exc))
     if name in ("AuthenticationError", "AuthorizationError") or isinstance(exc, admin_api.Denied):

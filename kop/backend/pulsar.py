@@ -16,6 +16,7 @@ from typing import Any
 import _pulsar
 import pulsar
 
+from .. import metrics
 from ..config import Config
 from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
@@ -30,6 +31,10 @@ from .writer import OrderGate, PartitionWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 
+# The C++ client's own lines (reconnections, send errors) go through Python logging, so they share
+# kop's format (text or JSON); below WARNING they are chatter (one line per producer and reader).
+PULSAR_CLIENT_LOG = logging.getLogger("pulsar.client")
+PULSAR_CLIENT_LOG.setLevel(logging.WARNING)
 PARTITION_CACHE_S = 5.0
 PARTITION_CACHE_MAX = 10_000  # topics whose partition count is kept
 # Entries a new reader starts before its offset: a Pulsar client resends at most what was awaiting
@@ -59,7 +64,7 @@ class PulsarBackend(OffsetLookups):
         self.entry_format = config.topics.entry_format
         kwargs: dict[str, Any] = dict(operation_timeout_seconds=int(config.pulsar.operation_timeout_s),
                                       io_threads=config.pulsar.io_threads, message_listener_threads=1,
-                                      logger=pulsar.ConsoleLogger(_pulsar.LoggerLevel.Warn))
+                                      logger=PULSAR_CLIENT_LOG)
         if config.pulsar.auth_token:
             kwargs["authentication"] = pulsar.AuthenticationToken(config.pulsar.auth_token)
         self.client = pulsar_client(config.pulsar.service_url, kwargs)
@@ -156,6 +161,7 @@ class PulsarBackend(OffsetLookups):
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         self._cache_count(topic, partitions)
+        log.info("created topic %s: %d partitions, %s", topic, partitions, self.partitioned(topic).url)
 
     async def delete_topic(self, topic: str) -> None:
         count = await self.partition_count(topic, fresh=True)
@@ -241,6 +247,7 @@ class PulsarBackend(OffsetLookups):
         old = state.writer
         state.writer = None
         if old is not None:
+            metrics.PULSAR_RECONNECTS.labels("producer").inc()
             asyncio.ensure_future(old.close())
         try:
             producer = await call_async(self.client.create_producer_async, url,
@@ -298,6 +305,7 @@ class PulsarBackend(OffsetLookups):
     def release_reader(self, reader: PartitionReader, failed: bool = False) -> None:
         reader.busy = False
         if failed:
+            metrics.PULSAR_RECONNECTS.labels("reader").inc()
             readers = self._readers.get(reader.topic_url, [])
             if reader in readers:
                 readers.remove(reader)

@@ -30,6 +30,7 @@ from typing import Any
 
 import _pulsar
 
+from .. import metrics
 from ..mapping import offsets
 from ..protocol import records as kafka_records
 from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, pulsar_to_record
@@ -60,6 +61,7 @@ class PartitionReader:
         self._armed = False  # a read_next_async is outstanding
         self._waiter: asyncio.Future | None = None
         self._failure: Any = None
+        self.last_poll_records = 0  # records in what the last poll() returned (metrics)
         self.seen = SeenBatches()  # idempotent batches passed, to step over a resent one (resends.py)
         self._resent_entry: tuple[int, int] | None = None  # the pulsar-format entry being stepped over
 
@@ -131,6 +133,7 @@ class PartitionReader:
         run: list[Any] = []  # consecutive pulsar-format messages of one entry
         run_entry: tuple[int, int] | None = None
         run_estimate = 0
+        records = 0
 
         def close_run() -> None:
             nonlocal size, run, run_entry, run_estimate
@@ -163,7 +166,9 @@ class PartitionReader:
                 if self.seen.is_resend(props.get(PRODUCER)):
                     out.append(kafka_records.emptied(data, offset))
                     size += kafka_records.BATCH_HEADER_SIZE
+                    metrics.RESENDS_SKIPPED.inc()
                 else:
+                    records += count
                     # The stored batch goes out as it is, behind its base offset: no copy is made.
                     out.append(offset.to_bytes(8, "big"))
                     out.append(memoryview(data)[8:])
@@ -190,6 +195,7 @@ class PartitionReader:
                         out.append(kafka_records.empty_batch(offset, count - 1, base_timestamp=message.publish_timestamp(),
                                                              max_timestamp=message.publish_timestamp()))
                         size += kafka_records.BATCH_HEADER_SIZE
+                        metrics.RESENDS_SKIPPED.inc()
                         self.high_offset = max(self.high_offset, offset + count)
                         self.next_offset = offset + count
             if entry == self._resent_entry:
@@ -203,12 +209,14 @@ class PartitionReader:
                     break
                 run_entry = entry
             run.append((message, offset))
+            records += 1
             estimate = message.length() + 32  # until the batch is built
             run_estimate += estimate
             size += estimate
             self.high_offset = max(self.high_offset, offset + 1)
             self.next_offset = offset + 1
         close_run()
+        self.last_poll_records = records
         return out
 
     async def close(self) -> None:

@@ -110,7 +110,7 @@ class CursorSync:
         """The Pulsar subscription name of Kafka group ``group`` (an internal id: groups/scope.py)."""
         return self.prefix + escape_group(scope.split(group)[1])
 
-    def _topic(self, group: str, topic: str, partition: int) -> PulsarTopic:
+    def partition_of(self, group: str, topic: str, partition: int) -> PulsarTopic:
         """The partition the group's subscription lives on: in the group's own namespace."""
         namespace = scope.split(group)[0]
         ns = Namespace(*namespace.split("/", 1)) if namespace else self._ns
@@ -271,7 +271,7 @@ class CursorSync:
     async def _sync(self, key: Key, offset: int) -> None:
         group, topic, partition = key
         try:
-            pt = self._topic(group, topic, partition)
+            pt = self.partition_of(group, topic, partition)
         except InvalidTopicName as exc:
             raise _Gone(str(exc)) from exc
         ledger_id, entry_id = await self._target(pt, offset)
@@ -351,7 +351,7 @@ class CursorSync:
             async with sem:
                 group, topic, partition = key
                 try:
-                    pt = self._topic(group, topic, partition)
+                    pt = self.partition_of(group, topic, partition)
                     await self._admin.delete_subscription(pt, self.subscription(group))
                     self.stats["deleted"] += 1
                 except (NotFound, InvalidTopicName):

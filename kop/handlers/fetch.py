@@ -31,6 +31,7 @@ import asyncio
 import logging
 import time
 
+from .. import metrics
 from ..backend.errors import kafka_error_of
 from ..backend.reader import PartitionReader, ReadFailed
 from ..mapping import offsets
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 class _Slot:
-    __slots__ = ("topic", "partition", "offset", "max_bytes", "reader", "error", "chunks", "size")
+    __slots__ = ("topic", "partition", "offset", "max_bytes", "reader", "error", "chunks", "size", "records")
 
     def __init__(self, topic: str, partition: int, offset: int, max_bytes: int) -> None:
         self.topic, self.partition, self.offset, self.max_bytes = topic, partition, offset, max_bytes
@@ -54,6 +55,7 @@ class _Slot:
         self.error = ErrorCode.NONE
         self.chunks: list = []  # bytes-like pieces, written to the socket as they are
         self.size = 0
+        self.records = 0
 
 
 @handler(API_KEY, 4, 12)
@@ -65,6 +67,7 @@ async def serve(ctx, request):
     deadline = started + wait_s
     slots = [_Slot(t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
              for t in request.topics for p in t.partitions]
+    waited_since = None
     try:
         await asyncio.gather(*(_open(backend, slot) for slot in slots))
         total = 0
@@ -84,6 +87,7 @@ async def serve(ctx, request):
                     backend.release_reader(slot.reader, failed=True)
                     slot.reader = None
                     continue
+                slot.records += slot.reader.last_poll_records
                 for chunk in chunks:
                     slot.chunks.append(chunk)
                     slot.size += len(chunk)
@@ -98,11 +102,18 @@ async def serve(ctx, request):
             waiting = [s.reader.arrival() for s in slots if s.reader is not None]
             if not waiting:
                 break
+            if waited_since is None:
+                waited_since = time.monotonic()
             await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for slot in slots:
             if slot.reader is not None:
                 backend.release_reader(slot.reader)
+    if waited_since is not None:
+        metrics.fetch_waited(time.monotonic() - waited_since)
+    for slot in slots:
+        if slot.size:
+            metrics.fetched(slot.topic, slot.size, slot.records)
     return _response(backend, request, slots)
 
 

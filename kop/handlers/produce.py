@@ -29,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .. import metrics
 from ..backend import writer as writer_mod
+from ..backend.errors import kafka_error_of
 from ..backend.idempotence import Verdict, last_sequence
 from ..backend.resends import producer_tag
-from ..backend.errors import kafka_error_of
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol import records as kafka_records
@@ -136,6 +137,7 @@ async def _produce_one(ctx, topic: str, part, slot) -> tuple[int, int, str]:
         if producer_id >= 0:
             state.producers.settle(producer_id, first_seq, appended.base_offset)
         backend.note_written(state, appended.base_offset + appended.records)
+        metrics.produced(topic, header.size, header.records_count, backend.entry_format)
         return ErrorCode.NONE, appended.base_offset, ""
     finally:
         if ticket is not None:

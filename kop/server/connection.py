@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import logging
 import struct
 import time
 from typing import Callable
 
+from .. import logs, metrics
 from ..protocol import messages
 from ..protocol.errors import ErrorCode, ProtocolViolation
 from ..protocol.framing import FrameDecoder
@@ -69,6 +71,11 @@ class KafkaConnection(asyncio.Protocol):
         self._on_open = on_open
         self.listener = listener
         self.session = None
+        self._listener_name = listener.name if listener is not None else "PLAINTEXT"
+        self._counted = False  # in kop_connections
+        # Request tasks run in copies of this: log lines carry the client (logs.py).
+        self._log_context = contextvars.copy_context()
+        self._log_info: logs.ConnectionInfo | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -81,10 +88,15 @@ class KafkaConnection(asyncio.Protocol):
             refused = self._limits.admit(address)
             if refused is not None:
                 log.warning("refusing connection from %s: %s", self._peer, refused)
+                metrics.CONNECTIONS_REFUSED.labels("per_address" if "per_address" in refused else "total").inc()
                 self._closed = True
                 transport.abort()
                 return
             self._address = address
+        self._counted = True
+        metrics.CONNECTIONS.labels(self._listener_name).inc()
+        metrics.CONNECTIONS_OPENED.labels(self._listener_name).inc()
+        self._set_log_info(logs.ConnectionInfo(self._peer))
         if self._make_session is not None:
             self.session = self._make_session(self._peer, transport)
         if self._on_open is not None:  # registered only once connected (a failed TLS handshake never is)
@@ -105,6 +117,9 @@ class KafkaConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._counted:
+            self._counted = False
+            metrics.CONNECTIONS.labels(self._listener_name).dec()
         for future in self._pending:
             future.cancel()
         self._pending.clear()
@@ -140,7 +155,7 @@ class KafkaConnection(asyncio.Protocol):
     def _dispatch(self, frame: bytes) -> None:
         session = self.session
         if session is not None and session.expects_raw_token:
-            self._track(asyncio.ensure_future(self._raw_token(bytes(frame))), len(frame))
+            self._track(self._start(self._raw_token(bytes(frame))), len(frame))
             return
         api_key, api_version, correlation_id = messages.peek_header(frame)
         if session is not None and session.required and not session.authenticated and api_key not in _BEFORE_AUTH:
@@ -157,14 +172,29 @@ class KafkaConnection(asyncio.Protocol):
         header, offset = messages.parse_header(frame, messages.is_flexible(api_key, api_version))
         request = messages.decode_request(api_key, api_version, frame, offset)
         ctx = self._make_context(header, self._peer, self.session, self.listener)
+        info = self._log_info
+        if info is not None and (info.client_id != header.client_id or (
+                session is not None and session.authenticated and info.principal is None)):
+            principal = session.describe() if session is not None and session.authenticated else None
+            self._set_log_info(logs.ConnectionInfo(self._peer, header.client_id, principal))
+        started = time.monotonic()
         if api_key == FETCH_KEY:
             previous = self._last_fetch_written
             written = self._last_fetch_written = asyncio.get_running_loop().create_future()
-            self._track(asyncio.ensure_future(self._run_fetch(previous, entry, ctx, request)), len(frame), written)
+            self._track(self._start(self._run_fetch(previous, entry, ctx, request, started)), len(frame), written)
         else:
-            self._track(asyncio.ensure_future(self._run(entry, ctx, request)), len(frame))
+            self._track(self._start(self._run(entry, ctx, request, started)), len(frame))
 
-    async def _run_fetch(self, previous: asyncio.Future | None, entry, ctx, request) -> list[bytes] | None:
+    def _start(self, coro) -> asyncio.Future:
+        """A task for ``coro`` running in (a copy of) this connection's logging context."""
+        return self._log_context.run(asyncio.ensure_future, coro)
+
+    def _set_log_info(self, info: logs.ConnectionInfo) -> None:
+        self._log_info = info
+        self._log_context.run(logs.CONNECTION.set, info)
+
+    async def _run_fetch(self, previous: asyncio.Future | None, entry, ctx, request,
+                         started: float) -> list[bytes] | None:
         """Fetches of one connection one at a time, each once the previous answer is in the socket's
         buffer and that buffer is below its high-water mark: a client that pipelines fetches and
         never reads the answers holds at most two answers in kop, not one per request in flight.
@@ -172,7 +202,7 @@ class KafkaConnection(asyncio.Protocol):
         if previous is not None:
             await previous
         await self._writable.wait()
-        return await self._run(entry, ctx, request)
+        return await self._run(entry, ctx, request, started)
 
     def _track(self, task: asyncio.Future, size: int = 0, written: asyncio.Future | None = None) -> None:
         """Queue a request's answer in arrival order; it is written once it and all before it are done.
@@ -186,7 +216,7 @@ class KafkaConnection(asyncio.Protocol):
         task.add_done_callback(self._flush)
         self._update_reading()
 
-    async def _run(self, entry, ctx, request) -> list[bytes] | None:
+    async def _run(self, entry, ctx, request, started: float) -> list[bytes] | None:
         try:
             response = await entry.serve(ctx, request)
         except asyncio.CancelledError:
@@ -199,6 +229,7 @@ class KafkaConnection(asyncio.Protocol):
             log.exception("%s: handler for API %d v%d failed; answering UNKNOWN_SERVER_ERROR", self._peer,
                           entry.api_key, ctx.version)
             response = entry.error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+        metrics.observe_request(entry.api_key, ctx.version, response, time.monotonic() - started)
         if response is None:  # acks=0 produce: no answer
             return None
         return messages.encode_response(entry.api_key, ctx.version, ctx.header.correlation_id, response)
@@ -259,6 +290,7 @@ class KafkaConnection(asyncio.Protocol):
         if self._closed:
             return
         log.warning("closing connection from %s: %s", self._peer, reason)
+        metrics.CONNECTIONS_CLOSED.labels(_reason_kind(reason)).inc()
         self._closed = True
         if self._transport is not None:
             self._transport.close()
@@ -283,6 +315,7 @@ class KafkaConnection(asyncio.Protocol):
     def close_idle(self, idle_s: float) -> None:
         if not self._closed:
             log.info("closing connection from %s: idle for %.0f s (server.connections_max_idle_ms)", self._peer, idle_s)
+            metrics.CONNECTIONS_CLOSED.labels("idle").inc()
             self.close()
 
     async def drain_pending(self, timeout: float) -> None:
@@ -290,6 +323,15 @@ class KafkaConnection(asyncio.Protocol):
         if self._pending:
             await asyncio.wait(list(self._pending), timeout=timeout)
             await asyncio.sleep(0)  # the done-callbacks write the answers
+
+
+def _reason_kind(reason: str) -> str:
+    """A bounded label for why kop closed a connection."""
+    if "SASL" in reason:
+        return "authentication"
+    if "failed unexpectedly" in reason:
+        return "request_failed"
+    return "protocol_violation"
 
 
 def _resolve(future: asyncio.Future | None) -> None:

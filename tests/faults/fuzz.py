@@ -99,7 +99,7 @@ def seeds(topic: str) -> list[Seed]:
     rich.append((2, ListOffsetsRequest(replica_id=-1, topics=[ListOffsetsRequest.ListOffsetsTopic(
         name=topic, partitions=[ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
             partition_index=0, timestamp=-2)])])))
-    rich.append((11, JoinGroupRequest(group_id="fuzz-group", session_timeout_ms=6000, rebalance_timeout_ms=6000,
+    rich.append((11, JoinGroupRequest(group_id=GROUP.decode(), session_timeout_ms=6000, rebalance_timeout_ms=6000,
                                       member_id="", protocol_type="consumer", protocols=[
                                           JoinGroupRequest.JoinGroupRequestProtocol(name="range", metadata=b"")])))
     rich.append((8, OffsetCommitRequest(group_id="fuzz-group", generation_id_or_member_epoch=-1, member_id="",
@@ -125,6 +125,11 @@ def mutate(rng: random.Random, seeds_: list[Seed], topic: str, correlation_id: i
     seed = rng.choice(seeds_)
     body = bytearray(seed.body)
     key, version, flexible = seed.api_key, seed.version, seed.flexible
+    if key == 11:
+        # A group of its own for every JoinGroup: in a shared group, the members earlier frames left
+        # behind (a mutated one may carry a 30 min session and a 24 day rebalance timeout) hold every
+        # later join for as long as those timeouts, in Kafka as in kop: waits no fuzzer can tell from a hang.
+        body = body.replace(GROUP, b"fz-%07x" % rng.getrandbits(28))
     if kind == "truncated" and body:
         body = body[:rng.randrange(len(body))]
     elif kind == "flipped" and body:
@@ -178,6 +183,7 @@ def mutate(rng: random.Random, seeds_: list[Seed], topic: str, correlation_id: i
 
 
 _BOMBS: list[bytes] = []
+GROUP = b"fuzz-group"  # the rich seeds' group; each JoinGroup frame gets its own (mutate())
 
 
 # Answers Kafka itself may hold back: a Fetch long-polls (kop caps max_wait_ms at 30 s), a JoinGroup or

@@ -89,7 +89,21 @@ def test_mutated_frames_get_an_answer_or_a_close_and_nobody_else_notices(gateway
     try:
         assert _wait(lambda: good.round_trips >= 3 or good.errors, 60), good.errors
         rss_before = _rss_mib(gw.proc.pid)
-        stats = asyncio.run(fuzz("127.0.0.1", [gw.port, gw.port, gw.port, sasl_port], topic, FRAMES))
+        samples: list[int] = []  # RSS every 10 s while fuzzing: does it level off?
+        done = threading.Event()
+
+        def sample() -> None:
+            while True:
+                samples.append(round(_rss_mib(gw.proc.pid)))
+                if done.wait(10):
+                    return
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            stats = asyncio.run(fuzz("127.0.0.1", [gw.port, gw.port, gw.port, sasl_port], topic, FRAMES))
+        finally:
+            done.set()
+            sampler.join(15)
         assert gw.alive(), f"kop died under fuzzing:\n{gw.log()[-3000:]}"
         time.sleep(2)  # connections the fuzzer dropped are closed; what they held is freed
         rss_after = _rss_mib(gw.proc.pid)
@@ -98,7 +112,7 @@ def test_mutated_frames_get_an_answer_or_a_close_and_nobody_else_notices(gateway
         good.stop.set()
         good.join(60)
     print(f"\n[fuzz] frames={stats.sent} {dict(stats.outcomes)} rss_mib before={rss_before:.0f} after={rss_after:.0f} "
-          f"well_behaved_round_trips={trips_during}\n[fuzz] by mutation: {dict(stats.by_mutation)}")
+          f"well_behaved_round_trips={trips_during}\n[fuzz] rss_mib every 10 s: {samples}\n[fuzz] by mutation: {dict(stats.by_mutation)}")
     assert stats.sent == FRAMES
     assert not stats.unexpected, f"{len(stats.unexpected)} frames got neither answer nor close: {stats.unexpected[:5]}"
     assert not good.errors, good.errors

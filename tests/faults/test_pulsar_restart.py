@@ -11,6 +11,8 @@ import os
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -39,6 +41,14 @@ def own_pulsar(pulsar):
     _pulsar("start", fresh=True)
     yield
     _pulsar("stop")
+
+
+def _ready(gw) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/ready", timeout=20) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
 
 
 def test_pulsar_restart_mid_stream_loses_nothing_acknowledged(own_pulsar, gateways, entry_format):
@@ -87,9 +97,17 @@ def test_pulsar_restart_mid_stream_loses_nothing_acknowledged(own_pulsar, gatewa
     stop_at = time.monotonic()
     _pulsar("stop")
     sent = produce_for(3, sent)  # into a gateway whose Pulsar is gone
+    ready_while_down = _ready(gw)
     _pulsar("start")
     outage_s = time.monotonic() - stop_at
     sent = produce_for(3, sent)
+    assert ready_while_down[0] == 503 and ("unhealthy" in ready_while_down[1]
+                                           or "unreachable" in ready_while_down[1]), \
+        f"/ready while Pulsar was down: {ready_while_down}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _ready(gw)[0] != 200:
+        time.sleep(1)
+    assert _ready(gw)[0] == 200, f"/ready after Pulsar came back: {_ready(gw)}"
     assert producer.flush(240) == 0, "records neither acknowledged nor failed long after Pulsar came back"
     assert gw.alive(), f"kop died while Pulsar was away:\n{gw.log()[-3000:]}"
     assert not failed, failed[:5]

@@ -340,8 +340,18 @@ def test_bool_for_int_is_a_wrong_type(tmp_path):
     assert any("node_id" in p and "expected int" in p for p in excinfo.value.problems)
 
 
-def test_example_config_loads():
-    if not EXAMPLE.exists():
-        pytest.skip(f"{EXAMPLE.relative_to(ROOT)} does not exist yet (to be written with the docs)")
+def test_example_config_lists_every_key_with_its_default():
+    import dataclasses
+    import tomllib
     cfg = load(str(EXAMPLE), env={})
-    assert isinstance(cfg, Config)
+    assert cfg == Config(), "the example's values differ from the defaults"
+    data = tomllib.loads(EXAMPLE.read_text())
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        if dataclasses.is_dataclass(f.type) or f.name in data and isinstance(data[f.name], dict):
+            section = data.get(f.name)
+            assert section is not None, f"[{f.name}] is missing from {EXAMPLE.name}"
+            wanted = {k.name for k in dataclasses.fields(getattr(defaults, f.name))}
+            assert set(section) == wanted, f"[{f.name}]: missing {wanted - set(section)}, unknown {set(section) - wanted}"
+        else:
+            assert f.name in data, f"{f.name} is missing from {EXAMPLE.name}"

@@ -1,0 +1,131 @@
+"""Consumer-group metrics: group counts and members at scrape time, consumer lag in the background.
+
+Lag comes from Pulsar, not from Kafka offsets (which are packed positions, not record counts,
+mapping/offsets.py): the cursor sync (cursor_sync.py) keeps a durable subscription per group at its
+committed offset, so the subscription's backlog *is* what the group has not consumed. Every
+``metrics.lag_interval_s`` the gateway reads the stats of each partition its own groups committed
+on (one admin call per partition, at most ``metrics.lag_max_partitions`` per round) and sets
+``kop_consumer_lag_messages{group, topic, partition}`` to the subscription's ``msgBacklog``.
+
+Units: with ``metrics.lag_precise`` (the default) Pulsar counts the messages inside batch entries,
+so in the ``pulsar`` entry format the figure is records; in the ``kafka`` format an entry is one
+Pulsar message holding a whole Kafka batch, so the figure is batches. The figure trails commits by
+the cursor-sync delay (``groups.cursor_sync_interval_s``, 1 s by default) plus the collection interval.
+Each gateway of a fleet reports the groups it coordinates; sum by group across gateways.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from prometheus_client.core import GaugeMetricFamily
+
+from .. import metrics
+from . import scope
+from .state import GroupState
+
+log = logging.getLogger(__name__)
+
+
+class GroupCollector:
+    """``kop_groups{state}`` and ``kop_group_members{group}``, read from the coordinator at scrape time."""
+
+    def __init__(self, coordinator) -> None:
+        self._coordinator = coordinator
+
+    def describe(self):
+        return []  # no fixed samples: the registry calls collect() when scraped
+
+    def collect(self):
+        counts = {state.value: 0 for state in GroupState}
+        members = GaugeMetricFamily("kop_group_members", "Members of each group this gateway coordinates",
+                                    labels=["group"])
+        per_label: dict[str, int] = {}
+        for group_id, group in list(self._coordinator.groups.items()):
+            counts[group.state.value] += 1
+            label = metrics.group_label(scope.display(group_id))
+            per_label[label] = per_label.get(label, 0) + len(group.members)
+        for label, n in per_label.items():
+            members.add_metric([label], n)
+        groups = GaugeMetricFamily("kop_groups", "Groups this gateway coordinates, by state", labels=["state"])
+        for state, n in counts.items():
+            groups.add_metric([state], n)
+        yield groups
+        yield members
+
+
+class LagCollector:
+    """Sets ``kop_consumer_lag_messages`` for the groups this gateway coordinates (module docstring)."""
+
+    def __init__(self, coordinator, admin, interval_s: float, max_partitions: int, precise: bool) -> None:
+        self._coordinator = coordinator
+        self._admin = admin
+        self.interval_s = interval_s
+        self.max_partitions = max_partitions
+        self.precise = precise
+        self._task: asyncio.Task | None = None
+        self._shown: set[tuple[str, str, str]] = set()
+        self._failures_logged = 0
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.collect_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a metric must never take the gateway down
+                log.warning("consumer lag not collected: %s", exc)
+
+    async def collect_once(self) -> int:
+        """One round; returns how many (group, partition) figures were set."""
+        started = time.monotonic()
+        sync = self._coordinator.cursor_sync
+        wanted: dict[str, tuple[object, list[tuple[str, str, str, str]]]] = {}  # url -> (partition, [labels+sub])
+        for group_id, commits in list(self._coordinator.offsets.items()):
+            subscription = sync.subscription(group_id)
+            for topic, index in list(commits):
+                partition = sync.partition_of(group_id, topic, index)
+                if partition.url not in wanted and len(wanted) >= self.max_partitions:
+                    continue
+                wanted.setdefault(partition.url, (partition, []))[1].append(
+                    (metrics.group_label(scope.display(group_id)), metrics.topic_label(topic), str(index), subscription))
+        shown: set[tuple[str, str, str]] = set()
+        failures = []
+        for partition, entries in wanted.values():
+            try:
+                stats = await self._admin.partition_stats(partition, self.precise)
+            except Exception as exc:  # a deleted topic, Pulsar away: skip it this round
+                failures.append(f"{partition.url}: {exc}")
+                continue
+            subscriptions = stats.get("subscriptions", {})
+            for group, topic, index, subscription in entries:
+                sub = subscriptions.get(subscription)
+                if sub is None:
+                    continue  # the cursor sync has not created it yet
+                metrics.CONSUMER_LAG.labels(group, topic, index).set(int(sub.get("msgBacklog", 0)))
+                shown.add((group, topic, index))
+        for gone in self._shown - shown:
+            try:
+                metrics.CONSUMER_LAG.remove(*gone)
+            except KeyError:
+                pass
+        self._shown = shown
+        if failures and self._failures_logged < 10:
+            self._failures_logged += 1
+            log.warning("consumer lag: %d partition stats failed, e.g. %s", len(failures), failures[0])
+        metrics.LAG_SCRAPE_SECONDS.set(time.monotonic() - started)
+        return len(shown)
