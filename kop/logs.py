@@ -9,6 +9,9 @@ around. Outside a connection the fields are absent.
 Text: ``<time> <LEVEL> <logger>: <message> [client=<addr> client_id=<id> principal=<p>]``.
 JSON (``log_format = "json"``): one object per line with ``time`` (ISO 8601, UTC), ``level``,
 ``logger``, ``message``, the context fields when set, and ``exception`` (the traceback) when any.
+
+The Pulsar client's own warnings are written by its C++ logger, in its format, not through here:
+handing them to Python logging deadlocks kop (backend/pulsar.py says how).
 """
 
 from __future__ import annotations

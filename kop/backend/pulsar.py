@@ -31,10 +31,6 @@ from .writer import OrderGate, PartitionWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 
-# The C++ client's own lines (reconnections, send errors) go through Python logging, so they share
-# kop's format (text or JSON); below WARNING they are chatter (one line per producer and reader).
-PULSAR_CLIENT_LOG = logging.getLogger("pulsar.client")
-PULSAR_CLIENT_LOG.setLevel(logging.WARNING)
 PARTITION_CACHE_S = 5.0
 PARTITION_CACHE_MAX = 10_000  # topics whose partition count is kept
 # Entries a new reader starts before its offset: a Pulsar client resends at most what was awaiting
@@ -64,7 +60,12 @@ class PulsarBackend(OffsetLookups):
         self.entry_format = config.topics.entry_format
         kwargs: dict[str, Any] = dict(operation_timeout_seconds=int(config.pulsar.operation_timeout_s),
                                       io_threads=config.pulsar.io_threads, message_listener_threads=1,
-                                      logger=PULSAR_CLIENT_LOG)
+                                      # Its own warnings, straight to stdout in its own format. Not
+                                      # through Python logging: a C++ I/O thread then waits for the
+                                      # GIL inside a logging call while holding a producer's mutex,
+                                      # and the loop thread, holding the GIL, waits for that mutex in
+                                      # send/flush: a deadlock (seen under the fuzzer, py-spy dump).
+                                      logger=pulsar.ConsoleLogger(_pulsar.LoggerLevel.Warn))
         if config.pulsar.auth_token:
             kwargs["authentication"] = pulsar.AuthenticationToken(config.pulsar.auth_token)
         self.client = pulsar_client(config.pulsar.service_url, kwargs)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -128,7 +129,9 @@ def test_json_logs_carry_the_client(gateways):
     records = [json.loads(line) for line in lines if line.startswith("{")]
     assert records, gw.log()[-2000:]
     assert all({"time", "level", "logger", "message"} <= r.keys() for r in records)
-    plain = [line for line in lines if not line.startswith("{")]
+    # The Pulsar client's C++ logger writes its warnings in its own format (kop/logs.py says why).
+    cpp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} (WARN|ERROR) +\[")
+    plain = [line for line in lines if not line.startswith("{") and not cpp.match(line)]
     assert not plain, f"lines that are not JSON: {plain[:3]}"
     with_client = [r for r in records if r.get("client_id") == "json-log-test"]
     assert with_client, "no line logged while serving the client carries it"
