@@ -16,6 +16,6 @@ RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin kop
 USER kop
 WORKDIR /tmp
 
-EXPOSE 9092
+EXPOSE 9092 9404
 ENTRYPOINT ["kop"]
 CMD ["serve", "--listen", "0.0.0.0:9092"]
