@@ -233,6 +233,15 @@ class PulsarBackend(OffsetLookups):
             state = self._states[url] = PartitionState(OrderGate(), ProducerTable())
         return url, state
 
+    def discard_unused_state(self, url: str) -> None:
+        """Forget a partition's state that holds nothing: a Produce naming a partition that does not
+        exist still took a ticket there (in arrival order, before the check), and a state per name a
+        client ever sent would grow without bound (found by the fuzzer)."""
+        state = self._states.get(url)
+        if (state is not None and state.writer is None and state.writer_starting is None and state.gate.idle
+                and not len(state.producers) and state.recovering is None):
+            del self._states[url]
+
     async def writer(self, url: str, state: PartitionState) -> PartitionWriter:
         if state.writer is not None and not state.writer.failed:
             return state.writer

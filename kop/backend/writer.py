@@ -135,6 +135,11 @@ class OrderGate:
         self._waiters: dict[int, asyncio.Future] = {}
         self._abandoned: set[int] = set()
 
+    @property
+    def idle(self) -> bool:
+        """No ticket outstanding: every one taken has been served or released."""
+        return self._serving == self._next_ticket and not self._waiters
+
     def take(self) -> int:
         ticket = self._next_ticket
         self._next_ticket += 1

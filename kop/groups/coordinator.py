@@ -194,6 +194,9 @@ class GroupCoordinator(Custody):
                 await asyncio.sleep(0.05)
         except asyncio.CancelledError:
             pass
+        finally:  # a finished deadline must not outlive its rebalance (one per group id ever seen)
+            if self._rebalances.get(group.group_id) is asyncio.current_task():
+                del self._rebalances[group.group_id]
 
     def _maybe_complete_join(self, group: Group) -> None:
         delay_pending = time.monotonic() < group.rebalance_delay_until  # only when it left Empty

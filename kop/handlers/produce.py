@@ -95,6 +95,10 @@ async def _produce_one(ctx, topic: str, part, slot) -> tuple[int, int, str]:
             if header.producer_id >= 0 and not state.producers_recovered:
                 await backend.recover_producers(topic, part.index, state)  # a restart forgot them
         except KafkaError as exc:
+            if exc.code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_TOPIC_EXCEPTION):
+                state.gate.release(ticket)
+                ticket = None
+                backend.discard_unused_state(url)
             return exc.code, -1, exc.message
         await state.gate.turn(ticket)
         producer_id = header.producer_id

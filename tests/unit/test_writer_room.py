@@ -81,3 +81,16 @@ async def test_a_cancelled_waiter_lets_the_next_one_go(monkeypatch):
         receipt(writer_mod._pulsar.Result.Ok, MessageId(i))
     await _settle()
     assert behind.done() and not writer._room_waiters
+
+
+async def test_order_gate_is_idle_only_when_every_ticket_is_served_or_released():
+    from kop.backend.writer import OrderGate
+    gate = OrderGate()
+    assert gate.idle
+    first, second = gate.take(), gate.take()
+    assert not gate.idle
+    gate.release(second)  # released before its turn: skipped later
+    assert not gate.idle
+    await gate.turn(first)
+    gate.release(first)
+    assert gate.idle
