@@ -9,10 +9,12 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,3 +209,32 @@ class RawClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class CountingConsumer(threading.Thread):
+    """A confluent-kafka consumer of a fresh group counting every value it reads from ``topic``
+    (``received``) until :meth:`stop`; ``conf`` adds to or overrides its settings."""
+
+    def __init__(self, bootstrap: str, topic: str, **conf) -> None:
+        super().__init__(daemon=True)
+        self.topic = topic
+        self.conf = {"bootstrap.servers": bootstrap, "group.id": unique("g"), "auto.offset.reset": "earliest",
+                     "enable.auto.commit": False, **conf}
+        self.received: Counter[bytes] = Counter()
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer
+        consumer = Consumer(self.conf)
+        consumer.subscribe([self.topic])
+        try:
+            while not self._stopping.is_set():
+                for m in consumer.consume(500, 0.2):
+                    if m.error() is None:
+                        self.received[m.value()] += 1
+        finally:
+            consumer.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        self._stopping.set()
+        self.join(timeout)

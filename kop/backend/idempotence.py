@@ -34,7 +34,7 @@ BATCHES_REMEMBERED = 5
 # Producers remembered per partition, the least recently writing forgotten first (a bound on memory:
 # every client restart brings a new producer id).
 MAX_PRODUCERS = 10_000
-_SEQ_MOD = 1 << 31
+SEQUENCE_MODULUS = 1 << 31  # sequences wrap from 2**31-1 to 0
 
 
 class Verdict(Enum):
@@ -58,7 +58,7 @@ class _Producer:
 
 
 def last_sequence(base_sequence: int, records_count: int) -> int:
-    return (base_sequence + records_count - 1) % _SEQ_MOD
+    return (base_sequence + records_count - 1) % SEQUENCE_MODULUS
 
 
 class ProducerTable:
@@ -76,7 +76,7 @@ class ProducerTable:
         for batch in state.batches:
             if batch.first_seq == first_seq and batch.last_seq == last_seq:
                 return Verdict.DUPLICATE, batch.result
-        if not state.batches or first_seq == (state.batches[-1].last_seq + 1) % _SEQ_MOD:
+        if not state.batches or first_seq == (state.batches[-1].last_seq + 1) % SEQUENCE_MODULUS:
             return Verdict.APPEND, None
         return Verdict.OUT_OF_ORDER, None
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from collections import deque
 
+from .idempotence import SEQUENCE_MODULUS
+
 # Batches remembered per producer: a Kafka idempotent producer has at most 5 in flight per
 # partition, and only those can be resent; a margin on top.
 BATCHES_REMEMBERED = 8
 # Producers remembered per reader, the least recently seen forgotten first (a bound on memory).
 MAX_PRODUCERS = 1_000
-_SEQ_MOD = 1 << 31
 
 
 def producer_tag(producer_id: int, epoch: int, first_seq: int, last_seq: int) -> str:
@@ -44,7 +45,7 @@ def parse_producer_tag(value: str) -> tuple[int, int, int, int] | None:
 
 def records_of(first_seq: int, last_seq: int) -> int:
     """Records in a batch from its sequence range (sequences wrap at 2**31)."""
-    return (last_seq - first_seq) % _SEQ_MOD + 1
+    return (last_seq - first_seq) % SEQUENCE_MODULUS + 1
 
 
 class SeenBatches:

@@ -27,7 +27,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Callable
 
-from ..config import Config, parse_listeners
+from ..config import Config
+from ..config_checks import parse_listeners
 
 log = logging.getLogger(__name__)
 

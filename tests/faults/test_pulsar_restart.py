@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from support import ROOT, unique
+from support import ROOT, CountingConsumer, unique
 
 pytestmark = [pytest.mark.pulsar, pytest.mark.timeout(900)]
 
@@ -67,23 +65,10 @@ def test_pulsar_restart_mid_stream_loses_nothing_acknowledged(own_pulsar, gatewa
     def delivered(err, msg) -> None:
         (failed.append(str(err)) if err else acked.append(msg.value()))
 
-    received: Counter[bytes] = Counter()
-    stop_reading = threading.Event()
-
-    def consume() -> None:
-        consumer = Consumer({"bootstrap.servers": gw.bootstrap, "group.id": unique("g"),
-                             "auto.offset.reset": "earliest", "enable.auto.commit": True,
-                             "error_cb": lambda err: client_errors.append(str(err))})
-        consumer.subscribe([topic])
-        try:
-            while not stop_reading.is_set():
-                for m in consumer.consume(500, 0.2):
-                    if m.error() is None:
-                        received[m.value()] += 1
-        finally:
-            consumer.close()
-    reader = threading.Thread(target=consume, daemon=True)
+    reader = CountingConsumer(gw.bootstrap, topic, **{"enable.auto.commit": True,
+                                                      "error_cb": lambda err: client_errors.append(str(err))})
     reader.start()
+    received = reader.received
 
     def produce_for(seconds: float, start: int) -> int:
         i, until = start, time.monotonic() + seconds
@@ -116,8 +101,7 @@ def test_pulsar_restart_mid_stream_loses_nothing_acknowledged(own_pulsar, gatewa
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and set(received) < wanted:
         time.sleep(0.3)
-    stop_reading.set()
-    reader.join(30)
+    reader.stop()
     lost = wanted - set(received)
     duplicated = sum(n - 1 for n in received.values() if n > 1)
     print(f"\n[pulsar-restart-{entry_format}] sent={sent} acked={len(acked)} consumed={sum(received.values())} "

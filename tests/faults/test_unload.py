@@ -5,15 +5,13 @@ acknowledged is lost or written twice, and no producer or consumer is left stuck
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from support import admin, unique
+from support import CountingConsumer, admin, unique
 
 pytestmark = pytest.mark.pulsar
 
@@ -45,22 +43,9 @@ def test_unloads_mid_stream_lose_nothing_duplicate_nothing_and_stick_nothing(gat
     def delivered(err, msg) -> None:
         (failed.append(str(err)) if err else acked.append(msg.value()))
 
-    received: Counter[bytes] = Counter()
-    stop_consuming = threading.Event()
-
-    def consume() -> None:
-        consumer = Consumer({"bootstrap.servers": gw.bootstrap, "group.id": unique("g"),
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        consumer.subscribe([topic])
-        try:
-            while not stop_consuming.is_set():
-                for m in consumer.consume(500, 0.2):
-                    if m.error() is None:
-                        received[m.value()] += 1
-        finally:
-            consumer.close()
-    reader = threading.Thread(target=consume, daemon=True)
+    reader = CountingConsumer(gw.bootstrap, topic)
     reader.start()
+    received = reader.received
     unloads = 0
     started = time.monotonic()
     for i in range(RECORDS):
@@ -78,8 +63,7 @@ def test_unloads_mid_stream_lose_nothing_duplicate_nothing_and_stick_nothing(gat
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and set(received) != sent:
         time.sleep(0.2)
-    stop_consuming.set()
-    reader.join(30)
+    reader.stop()
     lost = sent - set(received)
     assert not lost, f"{len(lost)} acknowledged records never consumed (e.g. {sorted(lost)[:5]})"
     duplicated = {v: n for v, n in received.items() if n > 1}

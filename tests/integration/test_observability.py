@@ -12,11 +12,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import ROOT, free_port, unique
+from support import ROOT, admin, free_port, unique
 
 pytestmark = pytest.mark.pulsar
 
@@ -180,7 +180,7 @@ def test_kop_standalone_uses_a_pulsar_that_answers_and_leaves_it_running(pulsar)
     assert proc.returncode == 0, out
     assert "a Pulsar answers at http://127.0.0.1:8080: using it" in out, out
     assert "stopping the Pulsar" not in out
-    assert _get_admin_health() == "ok", "kop standalone stopped a Pulsar it had not started"
+    assert admin("brokers/health") == (200, "ok"), "kop standalone stopped a Pulsar it had not started"
 
 
 def test_kop_standalone_does_not_start_a_local_pulsar_for_a_remote_url():
@@ -196,8 +196,3 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _get_admin_health() -> str:
-    with urllib.request.urlopen("http://127.0.0.1:8080/admin/v2/brokers/health", timeout=30) as resp:
-        return resp.read().decode()
