@@ -20,9 +20,15 @@ def pulsar_client(service_url: str, kwargs: dict[str, Any]) -> _pulsar.Client:
 async def call_async(method, *args) -> Any:
     loop = asyncio.get_running_loop()
     future = loop.create_future()
+    pending = [future]
 
     def done(result, value=None) -> None:
-        loop.call_soon_threadsafe(_resolve, future, result, value)
+        # The callback lets go of the future once it fires: the C++ client may keep the callback as
+        # long as the object it created (a reader keeps its creation callback), and a callback
+        # holding the future, which holds that object, is a cycle Python's collector cannot see.
+        # Every reader kop ever opened stayed in memory that way, prefetched entries and all.
+        if pending:
+            loop.call_soon_threadsafe(_resolve, pending.pop(), result, value)
     method(*args, done)
     return await future
 

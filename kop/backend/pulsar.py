@@ -1,8 +1,9 @@
 """The Pulsar backend: the one typed interface handlers use, and the only place Pulsar errors are
 turned into Kafka error codes.
 
-It owns the Pulsar client, one producer per partition in use (:mod:`.writer`), cached readers
-(:mod:`.reader`), the admin REST client (:mod:`.admin`) and a short-lived cache of partition counts.
+It owns the Pulsar client, one producer per partition in use (:mod:`.writer`), readers (:mod:`.reader`,
+cached by :mod:`.reader_cache`), the admin REST client (:mod:`.admin`) and a short-lived cache of
+partition counts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .errors import kafka_error_of
 from .idempotence import ProducerTable
 from .positions import OffsetLookups
 from .reader import PartitionReader, ReadFailed
+from .reader_cache import ReaderCache
 from .plumbing import call_async, producer_conf, pulsar_client, reader_conf
 from .writer import OrderGate, PartitionWriter, WriteFailed
 
@@ -74,7 +76,7 @@ class PulsarBackend(OffsetLookups):
         self._partitions: dict[str, tuple[float, int]] = {}
         self._count_lookups: dict[str, asyncio.Future] = {}
         self._states: dict[str, PartitionState] = {}
-        self._readers: dict[str, list[PartitionReader]] = {}
+        self.readers = ReaderCache(config.fetch.max_readers_per_partition, config.fetch.max_readers)
         self._janitor: asyncio.Task | None = None
         self._pid_producer: PartitionWriter | None = None
         self._broker_settings: dict[str, str] = {}
@@ -97,9 +99,7 @@ class PulsarBackend(OffsetLookups):
         for state in self._states.values():
             if state.writer is not None:
                 await state.writer.close()
-        for readers in self._readers.values():
-            for reader in readers:
-                await reader.close()
+        await self.readers.close()
         await self.admin.close()
         await asyncio.get_running_loop().run_in_executor(None, self.client.close)
 
@@ -220,8 +220,7 @@ class PulsarBackend(OffsetLookups):
         state = self._states.pop(url, None)
         if state and state.writer:
             await state.writer.close()
-        for reader in self._readers.pop(url, []):
-            await reader.close()
+        self.readers.forget_partition(url)
 
     # -- produce --------------------------------------------------------------------------------
 
@@ -293,10 +292,9 @@ class PulsarBackend(OffsetLookups):
     async def reader_at(self, topic: str, partition: int, offset: int) -> PartitionReader:
         """A reader positioned at ``offset`` (cached one if possible), marked busy."""
         url = partition_topic(self.namespace, topic, partition).url
-        for reader in self._readers.get(url, []):
-            if not reader.busy and not reader.closed and reader.next_offset == offset:
-                reader.busy = True
-                return reader
+        cached = self.readers.lend(url, offset)
+        if cached is not None:
+            return cached
         ledger, entry, _ = offsets.unpack(offset)
         # A few entries early, so the reader has passed the batches a resend would repeat (resends.py);
         # poll() steps over everything before ``offset``.
@@ -307,44 +305,18 @@ class PulsarBackend(OffsetLookups):
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         reader = PartitionReader(raw, url, offset)
-        reader.busy = True
-        self._readers.setdefault(url, []).append(reader)
-        await self._enforce_reader_cap(url)
+        self.readers.add(reader)
         return reader
 
     def release_reader(self, reader: PartitionReader, failed: bool = False) -> None:
-        reader.busy = False
         if failed:
             metrics.PULSAR_RECONNECTS.labels("reader").inc()
-            readers = self._readers.get(reader.topic_url, [])
-            if reader in readers:
-                readers.remove(reader)
-            asyncio.ensure_future(reader.close())
-
-    async def _enforce_reader_cap(self, url: str) -> None:
-        """At most fetch.max_readers_per_partition on ``url`` (readers pile up there when a client
-        fetches one offset again and again) and fetch.max_readers in all; least recently used first."""
-        mine = self._readers.get(url, [])
-        excess = len(mine) - self.config.fetch.max_readers_per_partition
-        for reader in sorted((r for r in mine if not r.busy), key=lambda r: r.last_used)[:max(excess, 0)]:
-            mine.remove(reader)
-            await reader.close()
-        all_readers = [r for rs in self._readers.values() for r in rs if not r.busy]
-        excess = sum(len(rs) for rs in self._readers.values()) - self.config.fetch.max_readers
-        for reader in sorted(all_readers, key=lambda r: r.last_used)[:max(excess, 0)]:
-            self._readers[reader.topic_url].remove(reader)
-            await reader.close()
+        self.readers.give_back(reader, failed)
 
     async def _close_idle_readers(self) -> None:
         while True:
             await asyncio.sleep(max(self.config.fetch.reader_idle_s / 4, 1))
-            cutoff = time.monotonic() - self.config.fetch.reader_idle_s
-            for url, readers in list(self._readers.items()):
-                for reader in [r for r in readers if not r.busy and r.last_used < cutoff]:
-                    readers.remove(reader)
-                    await reader.close()
-                if not readers:
-                    self._readers.pop(url, None)
+            self.readers.forget_idle(time.monotonic() - self.config.fetch.reader_idle_s)
 
     # -- producer ids ---------------------------------------------------------------------------
 
