@@ -79,6 +79,8 @@ PULSAR_ERRORS = Counter("kop_pulsar_errors", "Pulsar-side failures turned into K
                         ["error"], registry=REGISTRY)
 PULSAR_RECONNECTS = Counter("kop_pulsar_reconnects", "Pulsar producers and readers kop opened again after a "
                             "failure", ["kind"], registry=REGISTRY)
+PULSAR_READERS = Gauge("kop_pulsar_readers", "Pulsar readers open in kop's reader caches (at most fetch.max_readers "
+                       "per backend)", registry=REGISTRY)
 
 API_NAMES: dict[int, str] = {key: request.__name__.removesuffix("Request") for key, (request, _) in CODECS.items()}
 _ERROR_NAMES: dict[int, str] = {int(code): code.name for code in ErrorCode}

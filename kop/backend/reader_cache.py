@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Iterable
 
+from .. import metrics
+
 
 class ReaderCache:
     """Readers are duck-typed: ``topic_url``, ``next_offset``, ``busy``, ``closed``, ``last_used``
@@ -53,6 +55,7 @@ class ReaderCache:
         reader.busy = True
         self._by_url.setdefault(reader.topic_url, []).append(reader)
         self._count += 1
+        metrics.PULSAR_READERS.inc()
         self._trim(reader.topic_url)
 
     def give_back(self, reader: Any, failed: bool = False) -> None:
@@ -80,6 +83,7 @@ class ReaderCache:
             if mine is not None and reader in mine:
                 mine.remove(reader)
                 self._count -= 1
+                metrics.PULSAR_READERS.dec()
                 if not mine:
                     del self._by_url[reader.topic_url]
             task = asyncio.ensure_future(reader.close())

@@ -50,6 +50,7 @@ KNOWN_FAMILIES: dict[str, str] = {
     "kop_consumer_lag_collect_seconds": "gauge",
     "kop_pulsar_errors": "counter",
     "kop_pulsar_reconnects": "counter",
+    "kop_pulsar_readers": "gauge",
 }
 # Families that kop/groups/lag.py builds at scrape time (not registered in kop.metrics.REGISTRY).
 SCRAPE_TIME_FAMILIES = {"kop_groups", "kop_group_members"}
@@ -63,7 +64,7 @@ REQUIRED_IN_DASHBOARD = {
     "kop_requests_total", "kop_request_duration_seconds_bucket", "kop_connections", "kop_produced_bytes_total",
     "kop_fetched_bytes_total", "kop_produce_batches_total", "kop_fetch_waits_total", "kop_groups",
     "kop_group_members", "kop_group_rebalances_total", "kop_consumer_lag_messages", "kop_pulsar_errors_total",
-    "kop_pulsar_reconnects_total",
+    "kop_pulsar_reconnects_total", "kop_pulsar_readers",
 }
 ROWS = ["Requests", "Connections", "Throughput", "Consumer groups", "Pulsar", "Process"]
 METRIC_TOKEN = re.compile(r"\b(kop_[a-z_]+)")
