@@ -93,7 +93,7 @@ class FetchConfig:
     max_response_bytes: int = 57_671_680
     # Cached Pulsar readers per partition not used for this long are closed.
     reader_idle_s: float = 60.0
-    # Upper bound on readers kept open by the whole gateway.
+    # Upper bound on readers kept open per Pulsar client (kop's own, and each SASL principal's).
     max_readers: int = 2000
     # ... and on one partition (consumers of several groups each need one; more is a client fetching
     # the same offset over and over).
