@@ -86,6 +86,9 @@ class ReaderCache:
                 metrics.PULSAR_READERS.dec()
                 if not mine:
                     del self._by_url[reader.topic_url]
+            if reader.closed:  # forgotten before (its partition dropped while it was lent, then failed)
+                continue
+            reader.closed = True  # lent to nobody from now on, even before its close runs
             task = asyncio.ensure_future(reader.close())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

@@ -16,10 +16,8 @@ from confluent_kafka import OFFSET_END, Consumer
 from confluent_kafka import TopicPartition as CkTopicPartition
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.protocol.consumer import FetchRequest, FetchResponse
-from kafka.record import MemoryRecords
 
-from support import SERVICE_URL, free_port, read_frame, unique
+from support import SERVICE_URL, free_port, raw_fetch, read_frame, unique, values_of
 
 pytestmark = pytest.mark.pulsar
 FETCH_KEY = 1
@@ -61,47 +59,6 @@ def produce_native(topic: str, values: list[bytes], partition: int = 0) -> None:
         producer.close()
     finally:
         client.close()
-
-
-def raw_fetch(bootstrap: str, topic: str, offset: int, max_wait_ms: int, min_bytes: int,
-              partition: int = 0, max_bytes: int = 1 << 20):
-    """One Fetch v12 on a fresh connection: (seconds until the answer, the partition's response)."""
-    F = FetchRequest
-    request = F(replica_id=-1, max_wait_ms=max_wait_ms, min_bytes=min_bytes, max_bytes=max_bytes,
-                isolation_level=0, session_id=0, session_epoch=-1, topics=[F.FetchTopic(
-                    topic=topic, partitions=[F.FetchTopic.FetchPartition(
-                        partition=partition, current_leader_epoch=-1, fetch_offset=offset, last_fetched_epoch=-1,
-                        log_start_offset=-1, partition_max_bytes=max_bytes)])],
-                forgotten_topics_data=[], rack_id="")
-    request.with_header(correlation_id=42, client_id="long-poll-test")
-    host, port = bootstrap.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        start = time.monotonic()
-        sock.sendall(bytes(request.encode(version=12, header=True, framed=True)))
-        frame = read_frame(sock, timeout=max_wait_ms / 1000 + 10)
-        elapsed = time.monotonic() - start
-    assert frame is not None, "kop closed the connection instead of answering the Fetch"
-    (correlation_id,) = struct.unpack_from(">i", frame)
-    assert correlation_id == 42
-    response = FetchResponse.decode(frame, version=12, header=True)
-    assert response.error_code == 0
-    [topic_resp] = response.responses
-    assert topic_resp.topic == topic
-    [part] = topic_resp.partitions
-    assert part.partition_index == partition
-    assert part.error_code == 0, part.error_code
-    return elapsed, part
-
-
-def values_of(records: bytes | None) -> list[bytes]:
-    if not records:
-        return []
-    out = []
-    mr = MemoryRecords(bytes(records))
-    while mr.has_next():
-        batch = mr.next_batch()
-        out.extend(r.value for r in batch)
-    return out
 
 
 # -- (a) a waiting consumer gets a record as soon as it is written ---------------------------------

@@ -14,9 +14,8 @@ import urllib.request
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
 
-from support import ROOT, admin, free_port, unique
+from support import ROOT, admin, free_port, metric_samples, unique
 
 pytestmark = pytest.mark.pulsar
 
@@ -27,16 +26,6 @@ def _get(port: int, path: str) -> tuple[int, str]:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def _samples(port: int) -> dict[tuple[str, tuple], float]:
-    status, text = _get(port, "/metrics")
-    assert status == 200
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
 
 
 def _value(samples: dict, name: str, **labels) -> float:
@@ -63,7 +52,7 @@ def test_metrics_move_during_a_produce_consume_group_run_and_lag_follows_commits
     topic, group = unique("observed"), unique("g")
     creator = AdminClient({"bootstrap.servers": gw.bootstrap})
     creator.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    before = _samples(gw.metrics_port)
+    before = metric_samples(gw.metrics_port)
 
     producer = Producer({"bootstrap.servers": gw.bootstrap, "linger.ms": 0})
     for i in range(20):
@@ -80,7 +69,7 @@ def test_metrics_move_during_a_produce_consume_group_run_and_lag_follows_commits
     consumer.commit(asynchronous=False)
     consumer.list_topics(topic="missing-" + topic, timeout=10)  # auto-create off: an error-coded Metadata
 
-    after = _samples(gw.metrics_port)
+    after = metric_samples(gw.metrics_port)
     assert _value(after, "kop_requests_total", api="Produce", error="NONE") - \
         _value(before, "kop_requests_total", api="Produce", error="NONE") >= 20
     assert _value(after, "kop_requests_total", api="Metadata", error="UNKNOWN_TOPIC_OR_PARTITION") >= 1
@@ -100,7 +89,7 @@ def test_metrics_move_during_a_produce_consume_group_run_and_lag_follows_commits
     # Lag: committed at the end, so 0; 5 more records unconsumed make it 5; consuming and committing
     # brings it back to 0 (Pulsar's backlog of the group's subscription, within the cursor-sync delay).
     def lag() -> float | None:
-        s = _samples(gw.metrics_port)
+        s = metric_samples(gw.metrics_port)
         key = [k for k in s if k[0] == "kop_consumer_lag_messages" and dict(k[1]).get("group") == group]
         return s[key[0]] if key else None
     assert _wait_for(lambda: lag() == 0), f"lag after the commit: {lag()}"
@@ -115,8 +104,8 @@ def test_metrics_move_during_a_produce_consume_group_run_and_lag_follows_commits
     consumer.commit(asynchronous=False)
     assert _wait_for(lambda: lag() == 0), f"lag after consuming them: {lag()}"
     consumer.close()
-    assert _wait_for(lambda: _value(_samples(gw.metrics_port), "kop_group_members", group=group) == 0)
-    assert _value(_samples(gw.metrics_port), "kop_fetch_waits_total") > 0  # the consumer long-polled
+    assert _wait_for(lambda: _value(metric_samples(gw.metrics_port), "kop_group_members", group=group) == 0)
+    assert _value(metric_samples(gw.metrics_port), "kop_fetch_waits_total") > 0  # the consumer long-polled
 
 
 def test_json_logs_carry_the_client(gateways):
