@@ -4,9 +4,10 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV   := .venv
-# The stamp carries a hash of pyproject.toml: editing the dependencies reinstalls, nothing else does
-# (the package itself is installed editable).
-PYPROJECT_HASH := $(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
+# The stamp carries a hash of pyproject.toml, setup.py and the compiled codec's source: editing the
+# dependencies or the C codec reinstalls (and rebuilds it), nothing else does (the package itself is
+# installed editable).
+PYPROJECT_HASH := $(shell cat pyproject.toml setup.py kop/_batch_codec.c 2>/dev/null | sha256sum | cut -c1-12)
 STAMP  := $(VENV)/.installed-$(PYPROJECT_HASH)
 # Extra arguments for pytest (`make test PYTEST_ARGS='-k fetch -x'`) and for `kop serve` (`make run ARGS='--config kop.toml'`).
 PYTEST_ARGS ?=
@@ -22,7 +23,7 @@ help: ## list the targets
 
 install: $(STAMP) ## create .venv and pip install -e '.[test]' (only when pyproject.toml changed)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py kop/_batch_codec.c
 	@test -x $(VENV)/bin/python || { echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-*
@@ -53,7 +54,7 @@ bench: install kafka-tools $(BENCH_STAMP) ## native Pulsar vs kop vs Kafka vs Ko
 	scripts/pulsar.sh fetch
 	$(VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
-$(BENCH_STAMP): pyproject.toml
+$(BENCH_STAMP): pyproject.toml setup.py kop/_batch_codec.c
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@rm -f $(VENV)/.bench-installed-*
 	@touch $@

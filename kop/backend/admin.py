@@ -135,6 +135,12 @@ class PulsarAdmin:
         """{"ledgerId", "entryId", "batchIndex"} of the last entry (entryId -1 when none)."""
         return await self._call("GET", f"persistent/{partition.rest_path}/lastMessageId")
 
+    async def message_id_at(self, partition: PulsarTopic, timestamp_ms: int) -> tuple[int, int]:
+        """(ledger, entry) of the first entry published at or after ``timestamp_ms``: Pulsar's own
+        search of its ledgers. Past the last entry it names the position after it."""
+        found = await self._call("GET", f"persistent/{partition.rest_path}/messageid/{int(timestamp_ms)}")
+        return int(found["ledgerId"]), int(found["entryId"])
+
     async def internal_stats(self, partition: PulsarTopic) -> dict[str, Any]:
         return await self._call("GET", f"persistent/{partition.rest_path}/internalStats")
 

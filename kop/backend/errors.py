@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 _RETRIABLE = {"AlreadyClosed", "NotConnected", "ConnectError", "ServiceUnitNotReady", "TopicTerminated",
               "ProducerBusy", "ProducerFenced", "LookupError", "BrokerMetadataError", "ProducerQueueIsFull",
               "MemoryBufferIsFull", "ProducerBlockedQuotaExceededError", "ProducerBlockedQuotaExceededException",
-              "TooManyLookupRequestException", "ConsumerBusy", "ServiceUnavailable"}
+              "TooManyLookupRequestException", "ConsumerBusy", "ServiceUnavailable",
+              # the wire client's names (Pulsar's ServerError values)
+              "ServiceNotReady", "TopicTerminatedError", "TooManyRequests", "MetadataError", "PersistenceError"}
 _EXACT = {"Timeout": ErrorCode.REQUEST_TIMED_OUT, "TopicNotFound": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
           "MessageTooBig": ErrorCode.MESSAGE_TOO_LARGE}
 
@@ -30,7 +32,7 @@ def kafka_error_of(exc: BaseException) -> KafkaError:
     """The one mapping from a Pulsar-side failure to a Kafka error code."""
     if isinstance(exc, KafkaError):
         return exc
-    result = getattr(exc, "result", None)
+    result = getattr(exc, "result", None)  # pulsar-client's Result, or the wire client's own error
     name = getattr(result, "name", None) or type(exc).__name__
     metrics.PULSAR_ERRORS.labels(name).inc()
     if name in _EXACT:

@@ -33,8 +33,7 @@ import _pulsar
 from .. import __version__
 from ..mapping.topics import PulsarTopic
 from . import admin as admin_api
-from .plumbing import call_async
-from .writer import WriteFailed
+from .plumbing import CallFailed, call_async
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ class Fleet:
         conf.batching_enabled(False)
         try:
             self._producer = await call_async(self._client.create_producer_async, self.topic.url, conf)
-        except WriteFailed as exc:
+        except CallFailed as exc:
             if exc.result == _pulsar.Result.ProducerBusy:
                 other = await self._holder_of(self.me.node_id)
                 raise FleetError(f"node id {self.me.node_id} is already used by a live gateway{other}; "

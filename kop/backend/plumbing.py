@@ -10,7 +10,14 @@ from typing import Any
 import _pulsar
 import pulsar
 
-from .writer import WriteFailed, producer_options
+
+
+class CallFailed(Exception):
+    """A pulsar-client call answered with a result other than Ok."""
+
+    def __init__(self, result: _pulsar.Result, detail: str = "") -> None:
+        super().__init__(f"Pulsar refused the call: {result}{' ' + detail if detail else ''}")
+        self.result = result
 
 
 def pulsar_client(service_url: str, kwargs: dict[str, Any]) -> _pulsar.Client:
@@ -40,21 +47,15 @@ def _resolve(future: asyncio.Future, result: Any, value: Any) -> None:
         if result == _pulsar.Result.Ok:
             future.set_result(value)
         else:
-            future.set_exception(WriteFailed(result))
+            future.set_exception(CallFailed(result))
     else:  # callbacks of the form (value) or (result, value) with value first
         future.set_result(result if value is None else value)
 
 
-def producer_conf(entry_format: str) -> _pulsar.ProducerConfiguration:
+def producer_conf(batching: bool = False) -> _pulsar.ProducerConfiguration:
     conf = _pulsar.ProducerConfiguration()
-    opts = producer_options(entry_format)
-    conf.batching_enabled(opts["batching_enabled"])
-    conf.max_pending_messages(opts["max_pending_messages"])
+    conf.batching_enabled(batching)
     conf.block_if_queue_full(False)
-    if opts["batching_enabled"]:
-        conf.batching_max_messages(opts["batching_max_messages"])
-        conf.batching_max_allowed_size_in_bytes(opts["batching_max_allowed_size_in_bytes"])
-        conf.batching_max_publish_delay_ms(opts["batching_max_publish_delay_ms"])
     conf.send_timeout_millis(30_000)
     return conf
 

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import asyncio
 
-import pulsar
-
 from ..mapping import offsets
 from ..mapping.topics import partition_topic
 from .errors import kafka_error_of
-from .plumbing import call_async, reader_conf
-from .reader import PartitionReader, message_offset
-
-# Messages a timestamp lookup may skip past the position Pulsar's seek gave (see offset_for_timestamp).
-TIMESTAMP_SCAN_LIMIT = 10_000
+from .wire.entries import split
+from .wire.reader import WireReader
 
 
 class OffsetLookups:
-    """Needs ``namespace``, ``admin``, ``client``, ``config``, ``partition_state`` and ``note_written``
-    (PulsarBackend has them)."""
+    """Needs ``namespace``, ``admin``, ``wire``, ``config`` and ``partition_log`` (PulsarBackend has
+    them)."""
 
     async def latest_offset(self, topic: str, partition: int) -> int:
         """Kafka's log end offset: one past the last record (packed)."""
@@ -34,21 +29,21 @@ class OffsetLookups:
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         ledger, entry, batch = int(last["ledgerId"]), int(last["entryId"]), int(last.get("batchIndex", -1))
-        _, state = self.partition_state(topic, partition)
+        log = self.partition_log(topic, partition)
         if entry < 0:
             end = offsets.pack(max(ledger, 0), 0, 0)
         elif batch >= 0:  # a Pulsar batch: Pulsar names its last message
             end = offsets.log_end_offset(ledger, entry, batch + 1)
-        elif state.high_watermark > offsets.pack(ledger, entry, 0):
-            end = state.high_watermark  # this gateway wrote or read that entry: it knows its records
+        elif log.high_watermark > offsets.pack(ledger, entry, 0):
+            end = log.high_watermark  # this gateway wrote or read that entry: it knows its records
         else:  # a kafka-format entry holds a whole batch; it was written elsewhere (a fleet, a restart)
             try:
                 records = await self.admin.entry_records(ptopic, ledger, entry)
             except Exception as exc:
                 raise kafka_error_of(exc) from exc
             end = offsets.log_end_offset(ledger, entry, records or 1)
-        self.note_written(state, end)
-        return state.high_watermark
+        log.note_end(end)
+        return log.high_watermark
 
     async def last_record(self, topic: str, partition: int) -> tuple[int, int]:
         """(offset, timestamp) for ListOffsets' MAX_TIMESTAMP: the first record of the last entry,
@@ -79,31 +74,31 @@ class OffsetLookups:
         return min(end, offsets.pack(int(ledgers[-1]["ledgerId"]), 0, 0)) if ledgers else end
 
     async def offset_for_timestamp(self, topic: str, partition: int, timestamp: int) -> tuple[int, int]:
-        """(offset, timestamp) of the first message published at or after ``timestamp``, or (-1, -1).
+        """(offset, timestamp) of the first entry published at or after ``timestamp``, or (-1, -1).
 
-        The reader starts at the *end* and then seeks: a reader started at the beginning may already
-        have prefetched old messages that arrive after the seek. Messages published before
-        ``timestamp`` are skipped all the same (at most TIMESTAMP_SCAN_LIMIT), in case one slips by."""
-        url = partition_topic(self.namespace, topic, partition).url
+        Pulsar finds the entry (admin get-message-id, a search by publish time, as its own
+        seek-by-time); the record's timestamp is read from the entry itself."""
+        ptopic = partition_topic(self.namespace, topic, partition)
         try:
-            reader = await call_async(self.client.create_reader_async, url,
-                                       pulsar.MessageId.latest, reader_conf())
+            found = await self.admin.message_id_at(ptopic, timestamp)
+            last = await self.admin.last_message_id(ptopic)
+            if int(last["entryId"]) < 0 or found > (int(last["ledgerId"]), int(last["entryId"])):
+                return -1, -1
+            reader = await WireReader(self.wire, ptopic.url, start=found, receiver_queue=2).start()
         except Exception as exc:
             raise kafka_error_of(exc) from exc
-        wrapper = PartitionReader(reader, url, 0)
         try:
-            await call_async(reader.seek_async, timestamp)
-            for _ in range(TIMESTAMP_SCAN_LIMIT):
-                if not await call_async(reader.has_message_available_async):
-                    return -1, -1
-                future = wrapper.arrival()
-                await asyncio.wait_for(asyncio.shield(future), self.config.pulsar.operation_timeout_s)
-                message = wrapper._take()
-                if message.publish_timestamp() >= timestamp:
-                    stamp = message.event_timestamp() or message.publish_timestamp()
-                    return message_offset(message), stamp
-            return -1, -1
+            entry = reader.take()
+            while entry is None:
+                await asyncio.wait_for(reader.arrival(), self.config.pulsar.operation_timeout_s)
+                entry = reader.take()
+            metadata = entry.metadata
+            stamp = metadata.get("event_time", 0)
+            if "num_messages_in_batch" in metadata:
+                singles = split(metadata, entry.payload)
+                stamp = singles[0].metadata.get("event_time", 0) if singles else 0
+            return offsets.pack(entry.ledger_id, entry.entry_id, 0), stamp or metadata.get("publish_time", -1)
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         finally:
-            await wrapper.close()
+            await reader.close()

@@ -20,15 +20,13 @@ import logging
 import time
 from typing import Any
 
-import pulsar
-
 from ..mapping import offsets
 from .convert import PRODUCER
 from .errors import kafka_error_of
 from .idempotence import ProducerTable
-from .plumbing import call_async, reader_conf
-from .reader import PartitionReader
 from .resends import parse_producer_tag
+from .wire.entries import EntryError, properties_of, split
+from .wire.reader import WireReader
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ def tail_start(stats: dict[str, Any], entries: int) -> tuple[int, int] | None:
     return start
 
 
-async def recover(client, admin, partition, table: ProducerTable, timeout_s: float) -> int:
+async def recover(wire, admin, partition, table: ProducerTable, timeout_s: float) -> int:
     """Register in ``table`` the idempotent batches among the partition's last entries; returns how
     many. Raises a KafkaError (retriable) when Pulsar cannot be read: writing blind could duplicate."""
     started = time.monotonic()
@@ -62,26 +60,24 @@ async def recover(client, admin, partition, table: ProducerTable, timeout_s: flo
         start = tail_start(await admin.internal_stats(partition), RECOVERY_ENTRIES)
         if start is None:
             return 0
-        raw = await call_async(client.create_reader_async, partition.url,
-                               pulsar.MessageId(-1, start[0], start[1], -1)._msg_id, reader_conf(inclusive=True))
+        reader = await WireReader(wire, partition.url, start=start, receiver_queue=RECOVERY_ENTRIES).start()
     except Exception as exc:
         raise kafka_error_of(exc) from exc
-    reader = PartitionReader(raw, partition.url, 0)
     found = 0
     try:
-        while await call_async(raw.has_message_available_async):
-            await asyncio.wait_for(asyncio.shield(reader.arrival()), timeout_s)
-            message = reader._take()
-            if message is None:
+        last = await reader.last_message_id()
+        position = (-1, -1)
+        while position < last:
+            entry = reader.take()
+            if entry is None:
+                await asyncio.wait_for(reader.arrival(), timeout_s)
                 continue
-            mid = message.message_id()
-            if mid.batch_index() > 0:
-                continue  # the tag is on the first message of a batch
-            tag = message.properties().get(PRODUCER)
+            position = (entry.ledger_id, entry.entry_id)
+            tag = _tag_of(entry)
             parsed = parse_producer_tag(tag) if tag else None
             if parsed is not None:
-                pid, epoch, first, last = parsed
-                table.register(pid, epoch, first, last, offsets.pack(mid.ledger_id(), mid.entry_id(), 0))
+                pid, epoch, first, last_seq = parsed
+                table.register(pid, epoch, first, last_seq, offsets.pack(entry.ledger_id, entry.entry_id, 0))
                 found += 1
     except Exception as exc:
         raise kafka_error_of(exc) from exc
@@ -90,3 +86,14 @@ async def recover(client, admin, partition, table: ProducerTable, timeout_s: flo
     log.info("%s: %d idempotent batches recovered from its last %d entries in %.2f s", partition.url, found,
              RECOVERY_ENTRIES, time.monotonic() - started)
     return found
+
+
+def _tag_of(entry) -> str | None:
+    """The identity on the entry (``kafka`` format) or on its first message (``pulsar`` format)."""
+    if "num_messages_in_batch" not in entry.metadata:
+        return properties_of(entry.metadata).get(PRODUCER)
+    try:
+        singles = split(entry.metadata, entry.payload)
+    except EntryError:
+        return None
+    return properties_of(singles[0].metadata).get(PRODUCER) if singles else None

@@ -1,9 +1,10 @@
 """The Pulsar backend: the one typed interface handlers use, and the only place Pulsar errors are
 turned into Kafka error codes.
 
-It owns the Pulsar client, one producer per partition in use (:mod:`.writer`), readers (:mod:`.reader`,
-cached by :mod:`.reader_cache`), the admin REST client (:mod:`.admin`) and a short-lived cache of
-partition counts.
+It owns the Pulsar clients (the wire client of the data path, :mod:`.wire`, and pulsar-client for the
+group coordinator's and the fleet's topics), a :class:`~.partition_log.PartitionLog` per partition in
+use (its writes, idempotence, readers and high watermark), the reader cache (:mod:`.reader_cache`),
+the admin REST client (:mod:`.admin`) and a short-lived cache of partition counts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import _pulsar
@@ -22,14 +22,19 @@ from ..config import Config
 from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
 from ..protocol.errors import ErrorCode, KafkaError
-from . import admin as admin_api, policies, producer_recovery
+from ..protocol.records import BatchHeader
+from . import admin as admin_api, policies
 from .errors import kafka_error_of
-from .idempotence import ProducerTable
+from .batch_codec import Entry, entry_of, kafka_entry_metadata
+from .partition_log import Batch, PartitionLog
 from .positions import OffsetLookups
 from .reader import PartitionReader, ReadFailed
 from .reader_cache import ReaderCache
-from .plumbing import call_async, producer_conf, pulsar_client, reader_conf
-from .writer import OrderGate, PartitionWriter, WriteFailed
+from .plumbing import pulsar_client
+from .wire.client import WireClient
+from .wire.producer import WireProducer
+from .wire.reader import WireReader
+from .writer import PartitionWriter, WriteFailed
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +43,6 @@ PARTITION_CACHE_MAX = 10_000  # topics whose partition count is kept
 # Entries a new reader starts before its offset: a Pulsar client resends at most what was awaiting
 # receipts, and a Kafka producer has at most 5 batches in flight per partition.
 RESEND_LOOKBACK_ENTRIES = 16
-
-@dataclass(slots=True)
-class PartitionState:
-    gate: OrderGate
-    producers: ProducerTable
-    writer: PartitionWriter | None = None
-    writer_starting: asyncio.Future | None = None
-    high_watermark: int = -1
-    producers_recovered: bool = False  # the idempotent batches at the partition's end are in `producers`
-    recovering: asyncio.Future | None = None
-
 
 class PulsarBackend(OffsetLookups):
     def __init__(self, config: Config, parent: "PulsarBackend | None" = None) -> None:
@@ -71,11 +65,14 @@ class PulsarBackend(OffsetLookups):
         if config.pulsar.auth_token:
             kwargs["authentication"] = pulsar.AuthenticationToken(config.pulsar.auth_token)
         self.client = pulsar_client(config.pulsar.service_url, kwargs)
+        # The data path (produce, fetch) speaks Pulsar's protocol on the event loop (wire/connection.py
+        # says why); the C++ client above serves the rest until it moves over too.
+        self.wire = WireClient(config.pulsar.service_url, config.pulsar.auth_token, config.pulsar.operation_timeout_s)
         self.admin = admin_api.PulsarAdmin(config.pulsar.admin_url, config.pulsar.auth_token,
                                            config.pulsar.operation_timeout_s)
         self._partitions: dict[str, tuple[float, int]] = {}
         self._count_lookups: dict[str, asyncio.Future] = {}
-        self._states: dict[str, PartitionState] = {}
+        self._logs: dict[str, PartitionLog] = {}
         self.readers = ReaderCache(config.fetch.max_readers_per_partition, config.fetch.max_readers)
         self._janitor: asyncio.Task | None = None
         self._pid_producer: PartitionWriter | None = None
@@ -96,11 +93,11 @@ class PulsarBackend(OffsetLookups):
     async def close(self) -> None:
         if self._janitor:
             self._janitor.cancel()
-        for state in self._states.values():
-            if state.writer is not None:
-                await state.writer.close()
+        for partition_log in list(self._logs.values()):
+            await partition_log.close()
         await self.readers.close()
         await self.admin.close()
+        await self.wire.close()
         await asyncio.get_running_loop().run_in_executor(None, self.client.close)
 
     def broker_settings(self) -> dict[str, str]:
@@ -217,91 +214,69 @@ class PulsarBackend(OffsetLookups):
         return topics
 
     async def _drop_partition(self, url: str) -> None:
-        state = self._states.pop(url, None)
-        if state and state.writer:
-            await state.writer.close()
+        partition_log = self._logs.pop(url, None)
+        if partition_log is not None:
+            await partition_log.close()
         self.readers.forget_partition(url)
 
-    # -- produce --------------------------------------------------------------------------------
+    # -- partitions ---------------------------------------------------------------------------
 
-    def partition_state(self, topic: str, partition: int) -> tuple[str, PartitionState]:
-        """Synchronous, so a request takes its place in the partition's order on arrival."""
+    def cached_partition_count(self, topic: str) -> int | None:
+        """The partition count if the cache has a usable one (see partition_count), without waiting."""
+        cached = self._partitions.get(topic)
+        if cached is None:
+            return None
+        age = time.monotonic() - cached[0]
+        if age >= 2 * PARTITION_CACHE_S:
+            return None
+        if age >= PARTITION_CACHE_S:
+            self._count_lookup(topic)
+        return cached[1]
+
+    def partition_log(self, topic: str, partition: int) -> PartitionLog:
+        """The log of a partition (created on first use; synchronous, so a request takes its place in
+        the partition's write order on arrival)."""
         url = partition_topic(self.namespace, topic, partition).url
-        state = self._states.get(url)
-        if state is None:
-            state = self._states[url] = PartitionState(OrderGate(), ProducerTable())
-        return url, state
+        found = self._logs.get(url)
+        if found is None:
+            found = self._logs[url] = PartitionLog(self, topic, partition)
+        return found
 
-    def discard_unused_state(self, url: str) -> None:
-        """Forget a partition's state that holds nothing: a Produce naming a partition that does not
-        exist still took a ticket there (in arrival order, before the check), and a state per name a
-        client ever sent would grow without bound (found by the fuzzer)."""
-        state = self._states.get(url)
-        if (state is not None and state.writer is None and state.writer_starting is None and state.gate.idle
-                and not len(state.producers) and state.recovering is None):
-            del self._states[url]
+    def discard_if_unused(self, partition_log: PartitionLog) -> None:
+        """Forget a log that holds nothing: a Produce naming a partition that does not exist still
+        took a place there (in arrival order, before the check), and a log per name a client ever
+        sent would grow without bound (found by the fuzzer)."""
+        if partition_log.unused and self._logs.get(partition_log.url) is partition_log:
+            del self._logs[partition_log.url]
 
-    async def writer(self, url: str, state: PartitionState) -> PartitionWriter:
-        if state.writer is not None and not state.writer.failed:
-            return state.writer
-        if state.writer_starting is None:
-            state.writer_starting = asyncio.ensure_future(self._open_writer(url, state))
+    async def open_writer(self, url: str) -> PartitionWriter:
         try:
-            return await asyncio.shield(state.writer_starting)
-        finally:
-            if state.writer_starting is not None and state.writer_starting.done():
-                state.writer_starting = None
-
-    async def _open_writer(self, url: str, state: PartitionState) -> PartitionWriter:
-        old = state.writer
-        state.writer = None
-        if old is not None:
-            metrics.PULSAR_RECONNECTS.labels("producer").inc()
-            asyncio.ensure_future(old.close())
-        try:
-            producer = await call_async(self.client.create_producer_async, url,
-                                         producer_conf(self.entry_format))
+            producer = await WireProducer(self.wire, url).start()
         except Exception as exc:
             raise kafka_error_of(exc) from exc
-        state.writer = PartitionWriter(producer, self.entry_format, url)
-        return state.writer
+        return PartitionWriter(producer, url)
 
-    async def recover_producers(self, topic: str, partition: int, state: PartitionState) -> None:
-        """Once per partition state, before its first idempotent write (producer_recovery.py)."""
-        if state.recovering is None:
-            state.recovering = asyncio.ensure_future(producer_recovery.recover(
-                self.client, self.admin, partition_topic(self.namespace, topic, partition), state.producers,
-                self.config.pulsar.operation_timeout_s))
-        recovering = state.recovering
-        try:
-            await asyncio.shield(recovering)
-            state.producers_recovered = True
-        finally:
-            if recovering.done() and (recovering.cancelled() or recovering.exception() is not None):
-                state.recovering = None  # the next request tries again
-
-    def note_written(self, state: PartitionState, end_offset: int) -> None:
-        state.high_watermark = max(state.high_watermark, end_offset)
+    def prepare_batch(self, header: BatchHeader, batch) -> Batch:
+        """A checked Kafka batch, encoded as this backend's entry format stores it (raises KafkaError
+        for records Kafka would refuse)."""
+        return Batch(header, entry_of(header, batch, self.entry_format))
 
     def high_watermark(self, topic: str, partition: int) -> int:
-        _, state = self.partition_state(topic, partition)
-        return state.high_watermark
+        return self.partition_log(topic, partition).high_watermark
 
     # -- fetch ----------------------------------------------------------------------------------
 
-    async def reader_at(self, topic: str, partition: int, offset: int) -> PartitionReader:
+    async def reader_at(self, url: str, offset: int) -> PartitionReader:
         """A reader positioned at ``offset`` (cached one if possible), marked busy."""
-        url = partition_topic(self.namespace, topic, partition).url
         cached = self.readers.lend(url, offset)
         if cached is not None:
             return cached
         ledger, entry, _ = offsets.unpack(offset)
         # A few entries early, so the reader has passed the batches a resend would repeat (resends.py);
         # poll() steps over everything before ``offset``.
-        start = pulsar.MessageId(-1, ledger, max(entry - RESEND_LOOKBACK_ENTRIES, 0), -1)._msg_id
-        conf = reader_conf(inclusive=True, prefetch=self.config.fetch.reader_prefetch)
+        start = (ledger, max(entry - RESEND_LOOKBACK_ENTRIES, 0))
         try:
-            raw = await call_async(self.client.create_reader_async, url, start, conf)
+            raw = await WireReader(self.wire, url, start, self.config.fetch.reader_prefetch).start()
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         reader = PartitionReader(raw, url, offset)
@@ -327,14 +302,9 @@ class PulsarBackend(OffsetLookups):
             return await self.parent.new_producer_id()
         if self._pid_producer is None or self._pid_producer.failed:
             url = PulsarTopic(self.system_namespace, "__kop_producer_ids").url
-            try:
-                producer = await call_async(self.client.create_producer_async, url, producer_conf("kafka"))
-            except Exception as exc:
-                raise kafka_error_of(exc) from exc
-            self._pid_producer = PartitionWriter(producer, "kafka", url)
+            self._pid_producer = await self.open_writer(url)
         try:
-            appended = await self._pid_producer.append(records=None, batch=b"pid", records_count=1,
-                                                       max_timestamp=0, size=3)
+            appended = await self._pid_producer.write(Entry(kafka_entry_metadata(1, 0), b"pid", 1), 1)
         except WriteFailed as exc:
             raise kafka_error_of(exc) from exc
         return appended.base_offset >> offsets.BATCH_BITS

@@ -69,8 +69,7 @@ from typing import Any
 import _pulsar
 
 from ..backend import admin as admin_api
-from ..backend.plumbing import call_async
-from ..backend.writer import WriteFailed
+from ..backend.plumbing import CallFailed, call_async
 from ..mapping.topics import Namespace, PulsarTopic
 from .offsets_lanes import MAX_IN_FLIGHT, NotOwner, StoreError  # noqa: F401 (NotOwner: part of this API)
 from .offsets_lanes import Lane as _Lane
@@ -256,7 +255,7 @@ class OffsetsStore:
         conf.compression_type(_pulsar.CompressionType.LZ4)  # so that compaction drops tombstones
         try:
             producer = await call_async(self._client.create_producer_async, url, conf)
-        except WriteFailed as exc:
+        except CallFailed as exc:
             if exc.result in (_pulsar.Result.ProducerFenced, _pulsar.Result.ProducerBusy):
                 return False
             raise StoreError(f"creating a producer on {url}: {exc.result}", exc.result) from exc
@@ -297,7 +296,7 @@ class OffsetsStore:
         conf.receiver_queue_size(RECEIVER_QUEUE)
         try:
             reader = await call_async(self._client.create_reader_async, url, _pulsar.MessageId.earliest, conf)
-        except WriteFailed as exc:
+        except CallFailed as exc:
             raise StoreError(f"creating a reader on {url}: {exc.result}", exc.result) from exc
         loaded = LoadedPartition()
         applied = 0
@@ -317,7 +316,7 @@ class OffsetsStore:
                 applied += 1
                 if applied % LOAD_YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-        except WriteFailed as exc:
+        except CallFailed as exc:
             raise StoreError(f"reading {url}: {exc.result}", exc.result) from exc
         except asyncio.TimeoutError as exc:
             raise StoreError(f"reading {url}: no message within {READ_TIMEOUT_S} s although the broker "

@@ -33,7 +33,8 @@ import time
 
 from .. import metrics
 from ..backend.errors import kafka_error_of
-from ..backend.reader import PartitionReader, ReadFailed
+from ..backend.partition_log import PartitionLog
+from ..backend.reader import PartitionReader
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
@@ -47,10 +48,11 @@ log = logging.getLogger(__name__)
 
 
 class _Slot:
-    __slots__ = ("topic", "partition", "offset", "max_bytes", "reader", "error", "chunks", "size", "records")
+    __slots__ = ("topic", "partition", "offset", "max_bytes", "log", "reader", "error", "chunks", "size", "records")
 
     def __init__(self, topic: str, partition: int, offset: int, max_bytes: int) -> None:
         self.topic, self.partition, self.offset, self.max_bytes = topic, partition, offset, max_bytes
+        self.log: PartitionLog | None = None
         self.reader: PartitionReader | None = None
         self.error = ErrorCode.NONE
         self.chunks: list = []  # bytes-like pieces, written to the socket as they are
@@ -81,17 +83,16 @@ async def serve(ctx, request):
                 try:
                     # Once a partition has data, later polls need room for a whole batch; only the
                     # first batch of the response may exceed the budgets (KIP-74).
-                    chunks = slot.reader.poll(slot.reader.next_offset, budget)
-                except (ReadFailed, Exception) as exc:  # a failed reader is dropped, the client retries
+                    polled = slot.reader.poll(budget)
+                except Exception as exc:  # a failed reader is dropped, the client retries
                     slot.error = kafka_error_of(exc).code
-                    backend.release_reader(slot.reader, failed=True)
+                    slot.log.release(slot.reader, failed=True)
                     slot.reader = None
                     continue
-                slot.records += slot.reader.last_poll_records
-                for chunk in chunks:
-                    slot.chunks.append(chunk)
-                    slot.size += len(chunk)
-                    total += len(chunk)
+                slot.records += polled.records
+                slot.chunks += polled.chunks
+                slot.size += polled.size
+                total += polled.size
             remaining = deadline - time.monotonic()
             if total == 0 and remaining <= 0 and _data_known(backend, slots):
                 # Records exist past the fetch offset but a freshly opened reader has not received
@@ -108,7 +109,7 @@ async def serve(ctx, request):
     finally:
         for slot in slots:
             if slot.reader is not None:
-                backend.release_reader(slot.reader)
+                slot.log.release(slot.reader)
     if waited_since is not None:
         metrics.fetch_waited(time.monotonic() - waited_since)
     for slot in slots:
@@ -118,8 +119,7 @@ async def serve(ctx, request):
 
 
 def _data_known(backend, slots: list[_Slot]) -> bool:
-    return any(s.reader is not None and backend.high_watermark(s.topic, s.partition) > s.reader.next_offset
-               for s in slots)
+    return any(s.reader is not None and s.log.high_watermark > s.reader.next_offset for s in slots)
 
 
 async def _open(backend, slot: _Slot) -> None:
@@ -132,9 +132,10 @@ async def _open(backend, slot: _Slot) -> None:
         if not 0 <= slot.offset <= offsets.MAX_OFFSET:
             slot.error = ErrorCode.OFFSET_OUT_OF_RANGE
             return
-        if backend.high_watermark(slot.topic, slot.partition) < 0:
+        slot.log = backend.partition_log(slot.topic, slot.partition)
+        if slot.log.high_watermark < 0:
             await backend.latest_offset(slot.topic, slot.partition)
-        slot.reader = await backend.reader_at(slot.topic, slot.partition, slot.offset)
+        slot.reader = await slot.log.reader_at(slot.offset)
     except InvalidTopicName:
         slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     except KafkaError as exc:
@@ -147,9 +148,7 @@ async def _open(backend, slot: _Slot) -> None:
 def _response(backend, request, slots: list[_Slot]) -> FetchResponseData:
     by_topic: dict[str, list] = {}
     for slot in slots:
-        if slot.reader is not None:
-            backend.note_written(backend.partition_state(slot.topic, slot.partition)[1], slot.reader.high_offset)
-        hw = max(backend.high_watermark(slot.topic, slot.partition), 0) if not slot.error else -1
+        hw = max(slot.log.high_watermark, 0) if not slot.error and slot.log is not None else -1
         by_topic.setdefault(slot.topic, []).append(PartitionData(
             partition_index=slot.partition, error_code=slot.error, high_watermark=hw, last_stable_offset=hw,
             records=slot.chunks))

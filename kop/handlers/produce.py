@@ -1,8 +1,10 @@
 """Produce (key 0), versions 3-12 served; advertised from version 0.
 
-Each partition's single record batch (magic 2) is checked (size, CRC32C, record count) and written
-as one Pulsar entry (see backend/writer.py); its base offset is the packed Pulsar position of its
-first record. The request is decoded by protocol/produce_request.py, which leaves the batches as
+Each partition's single record batch (magic 2) is checked (size, CRC32C, record count) here and
+handed to the partition's log (backend/partition_log.py), which writes it as one Pulsar entry in
+arrival order; its base offset is the packed Pulsar position of its first record. When the
+partition count is cached, nothing here awaits before the write: a request's batches are on their
+way to Pulsar within the step that decoded it. The request is decoded by protocol/produce_request.py, which leaves the batches as
 views of the received frame. acks=1 and acks=all both answer once Pulsar has persisted the entry (Pulsar has no
 "leader only" write); acks=0 gets no answer, as in Kafka.
 
@@ -29,11 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .. import metrics
-from ..backend import writer as writer_mod
-from ..backend.errors import kafka_error_of
-from ..backend.idempotence import Verdict, last_sequence
-from ..backend.resends import producer_tag
+from ..backend.partition_log import Batch
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol import records as kafka_records
@@ -48,114 +46,103 @@ log = logging.getLogger(__name__)
 MAX_ENTRY_BYTES = 5 * 1024 * 1024 - 64 * 1024
 
 
-@handler(API_KEY, 3, 12, advertised_min=0)
-async def serve(ctx, request):
+@handler(API_KEY, 3, 12, advertised_min=0, immediate=True)
+def serve(ctx, request):
+    """Immediate (registry.py): returns the response, a future of it, or a coroutine when a topic's
+    partition count must be looked up first."""
     if request.transactional_id is not None:
         code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"
         return _uniform_error(request, code, message)
     if request.acks not in (-1, 0, 1):
         return _uniform_error(request, ErrorCode.INVALID_REQUIRED_ACKS, f"acks={request.acks}")
     backend = ctx.backend
-    jobs = []
-    # Places in each partition's write order are taken now, before any await (see OrderGate).
+    results: list = []  # per partition: an Outcome or a future of one
+    later = []  # partitions of topics whose partition count must be looked up first
+    # Places in each partition's write order are taken now, before any await.
     for topic in request.topic_data:
+        name = topic.name
+        try:
+            check_kafka_name(name)
+        except InvalidTopicName:
+            for part in topic.partition_data:
+                code = ErrorCode.INVALID_TOPIC_EXCEPTION if part.index >= 0 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                results.append((code, -1, ""))
+            continue
+        count = backend.cached_partition_count(name)
         for part in topic.partition_data:
-            slot = None
-            try:
-                check_kafka_name(topic.name)
-                if part.index >= 0:
-                    url, state = backend.partition_state(topic.name, part.index)
-                    slot = (url, state, state.gate.take())
-            except InvalidTopicName:
-                pass
-            jobs.append((topic.name, part, slot))
-    if len(jobs) == 1:  # the common small request: no task of its own
-        results = [await _produce_one(ctx, *jobs[0])]
-    else:
-        results = await asyncio.gather(*(_produce_one(ctx, name, part, slot) for name, part, slot in jobs))
+            if part.index < 0 or (count is not None and part.index >= count):
+                results.append((ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
+            elif count is not None:
+                try:
+                    batch = _batch(backend, part)
+                except KafkaError as exc:
+                    results.append((exc.code, -1, exc.message))
+                    continue
+                results.append(backend.partition_log(name, part.index).append(batch))
+            else:
+                partition_log = backend.partition_log(name, part.index)
+                slot = partition_log.reserve()
+                results.append(slot.future)
+                later.append((name, part, partition_log, slot))
+    if later:
+        return _answer_later(backend, request, results, later)
+    waiting = [r for r in results if isinstance(r, asyncio.Future) and not r.done()]
+    if not waiting:
+        return _response(request, results)
+    answer = asyncio.get_running_loop().create_future()
+    remaining = len(waiting)
+
+    def one_done(_future: asyncio.Future) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not answer.done():
+            answer.set_result(_response(request, results))
+    for future in waiting:
+        future.add_done_callback(one_done)
+    return answer
+
+
+async def _answer_later(backend, request, results: list, later: list):
+    await asyncio.gather(*(_check_then_write(backend, *item) for item in later))
+    waiting = [r for r in results if isinstance(r, asyncio.Future) and not r.done()]
+    if waiting:
+        await asyncio.wait(waiting)
+    return _response(request, results)
+
+
+def _response(request, results: list) -> ProduceResponseData | None:
     if request.acks == 0:
         return None
-    by_topic: dict[str, list] = {}
-    for (name, part, _), (error, base_offset, message) in zip(jobs, results):
-        by_topic.setdefault(name, []).append(
-            PartitionProduceResponse(part.index, error, base_offset, error_message=message or None))
-    return ProduceResponseData([TopicProduceResponse(n, ps) for n, ps in by_topic.items()])
+    answers = iter(r.result() if isinstance(r, asyncio.Future) else r for r in results)
+    topics = []
+    for topic in request.topic_data:
+        partitions = []
+        for part in topic.partition_data:
+            code, base_offset, message = next(answers)
+            partitions.append(PartitionProduceResponse(part.index, code, base_offset, error_message=message or None))
+        topics.append(TopicProduceResponse(topic.name, partitions))
+    return ProduceResponseData(topics)
 
 
-async def _produce_one(ctx, topic: str, part, slot) -> tuple[int, int, str]:
-    """(error code, base offset, error message) for one partition."""
-    if slot is None:
-        return ErrorCode.INVALID_TOPIC_EXCEPTION if part.index >= 0 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, ""
-    url, state, ticket = slot
-    backend = ctx.backend
+async def _check_then_write(backend, name: str, part, partition_log, slot) -> None:
     try:
-        try:
-            header, batch, recs = await _validate(ctx, topic, part)
-            writer = await backend.writer(url, state)
-            if header.producer_id >= 0 and not state.producers_recovered:
-                await backend.recover_producers(topic, part.index, state)  # a restart forgot them
-        except KafkaError as exc:
-            if exc.code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_TOPIC_EXCEPTION):
-                state.gate.release(ticket)
-                ticket = None
-                backend.discard_unused_state(url)
-            return exc.code, -1, exc.message
-        await state.gate.turn(ticket)
-        producer_id = header.producer_id
-        first_seq = header.base_sequence
-        last_seq = last_sequence(first_seq, header.records_count)
-        if producer_id >= 0:
-            verdict, original = state.producers.check(producer_id, header.producer_epoch, first_seq, last_seq)
-            if verdict is Verdict.DUPLICATE:
-                state.gate.release(ticket)
-                ticket = None
-                try:
-                    base = await original if isinstance(original, asyncio.Future) else original
-                except Exception as exc:  # the original failed: its error is the answer
-                    return kafka_error_of(exc).code, -1, ""
-                return ErrorCode.NONE, base, ""
-            if verdict is Verdict.FENCED:
-                return ErrorCode.INVALID_PRODUCER_EPOCH, -1, "stale producer epoch"
-            if verdict is Verdict.OUT_OF_ORDER:
-                return ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, f"unexpected sequence {first_seq}"
-
-        def enqueued(future: asyncio.Future) -> None:
-            nonlocal ticket
-            if producer_id >= 0:
-                base_future = asyncio.ensure_future(_base_of(future))
-                state.producers.register(producer_id, header.producer_epoch, first_seq, last_seq, base_future)
-            state.gate.release(ticket)
-            ticket = None
-
-        try:
-            tag = producer_tag(producer_id, header.producer_epoch, first_seq, last_seq) if producer_id >= 0 else None
-            appended = await writer.append(records=recs, batch=batch, records_count=header.records_count,
-                                           max_timestamp=header.max_timestamp, size=header.size,
-                                           on_enqueued=enqueued, producer=tag)
-        except Exception as exc:
-            if producer_id >= 0:
-                state.producers.forget(producer_id, first_seq)
-            error = kafka_error_of(exc)
-            log.warning("produce to %s failed: %s", url, error)
-            return error.code, -1, error.message
-        if producer_id >= 0:
-            state.producers.settle(producer_id, first_seq, appended.base_offset)
-        backend.note_written(state, appended.base_offset + appended.records)
-        metrics.produced(topic, header.size, header.records_count, backend.entry_format)
-        return ErrorCode.NONE, appended.base_offset, ""
-    finally:
-        if ticket is not None:
-            state.gate.release(ticket)
+        count = await backend.partition_count(name)
+        if part.index >= count:
+            partition_log.cancel(slot, (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
+            backend.discard_if_unused(partition_log)
+            return
+        batch = _batch(backend, part)
+    except KafkaError as exc:
+        partition_log.cancel(slot, (exc.code, -1, exc.message))
+        if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
+            backend.discard_if_unused(partition_log)
+        return
+    partition_log.fill(slot, batch)
 
 
-async def _base_of(future: asyncio.Future) -> int:
-    return (await future).base_offset
-
-
-async def _validate(ctx, topic: str, part):
-    count = await ctx.backend.partition_count(topic)
-    if part.index >= count:
-        raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic}-{part.index} does not exist")
+def _batch(backend, part) -> Batch:
+    """The partition's one batch, checked and encoded (synchronous: no await between arrival and
+    write)."""
     if not part.records:
         raise KafkaError(ErrorCode.INVALID_RECORD, "no record batch")
     try:
@@ -175,22 +162,9 @@ async def _validate(ctx, topic: str, part):
         raise KafkaError(ErrorCode.RECORD_LIST_TOO_LARGE, str(exc)) from exc
     if header.size > MAX_ENTRY_BYTES:
         raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch of {header.size} bytes exceeds {MAX_ENTRY_BYTES}")
-    if ctx.backend.entry_format == "kafka":
-        # The batch's only copy in kop: the frame and this view came from the socket's bytes as they
-        # were (framing.py, produce_request.py); the Pulsar binding takes bytes.
-        return header, bytes(view), None
-    try:
-        recs = kafka_records.decode_records(view)
-    except kafka_records.BatchTooLargeError as exc:
-        raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from exc
-    except kafka_records.CorruptRecordError as exc:
-        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
-    except kafka_records.InvalidRecordError as exc:
-        raise KafkaError(ErrorCode.INVALID_RECORD, str(exc)) from exc
-    decoded = sum(len(r.value or b"") + len(r.key or b"") + 64 for r in recs)
-    if decoded > writer_mod.BATCH_BYTES_LIMIT - 64 * 1024:
-        raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch decompresses to {decoded} bytes")
-    return header, None, recs
+    # The batch's view of the received frame (framing.py, produce_request.py) is copied once, into
+    # the entry.
+    return backend.prepare_batch(header, view)
 
 
 def _uniform_error(request, code: ErrorCode, message: str) -> ProduceResponseData:

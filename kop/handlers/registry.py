@@ -36,6 +36,10 @@ class Handler:
     # gets UNKNOWN_SERVER_ERROR (the traceback is logged), and the connection stays usable.
     error_response: Callable[[Any, int], Any] | None = None
     group_api: bool = False
+    # A plain function, not a coroutine: it runs within the step that decoded the request and returns
+    # the response, a future of it, or a coroutine for what it could not finish at once (the
+    # connection makes a task of only that). Produce, the hot path, is one.
+    immediate: bool = False
 
     def serves(self, version: int) -> bool:
         return self.min_version <= version <= self.max_version
@@ -46,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 def handler(api_key: int, min_version: int, max_version: int, advertised_min: int | None = None,
-            group_api: bool = False):
+            group_api: bool = False, immediate: bool = False):
     request_cls = CODECS[api_key][0]
     low, high = request_cls.valid_versions
     assert low <= min_version <= max_version <= high, (api_key, min_version, max_version)
@@ -54,7 +58,7 @@ def handler(api_key: int, min_version: int, max_version: int, advertised_min: in
     def register(fn):
         HANDLERS[api_key] = Handler(api_key, min_version, max_version,
                                     min_version if advertised_min is None else advertised_min, fn,
-                                    group_api=group_api)
+                                    group_api=group_api, immediate=immediate)
         return fn
     return register
 

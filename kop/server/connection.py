@@ -178,7 +178,9 @@ class KafkaConnection(asyncio.Protocol):
             principal = session.describe() if session is not None and session.authenticated else None
             self._set_log_info(logs.ConnectionInfo(self._peer, header.client_id, principal))
         started = time.monotonic()
-        if api_key == FETCH_KEY:
+        if entry.immediate:
+            self._serve_now(entry, ctx, request, started, len(frame))
+        elif api_key == FETCH_KEY:
             previous = self._last_fetch_written
             written = self._last_fetch_written = asyncio.get_running_loop().create_future()
             self._track(self._start(self._run_fetch(previous, entry, ctx, request, started)), len(frame), written)
@@ -229,6 +231,55 @@ class KafkaConnection(asyncio.Protocol):
             log.exception("%s: handler for API %d v%d failed; answering UNKNOWN_SERVER_ERROR", self._peer,
                           entry.api_key, ctx.version)
             response = entry.error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+        metrics.observe_request(entry.api_key, ctx.version, response, time.monotonic() - started)
+        if response is None:  # acks=0 produce: no answer
+            return None
+        return messages.encode_response(entry.api_key, ctx.version, ctx.header.correlation_id, response)
+
+    def _serve_now(self, entry, ctx, request, started: float, size: int) -> None:
+        """An immediate handler (registry.py): called here, in this step; only what it could not
+        finish becomes a task."""
+        try:
+            result = self._log_context.run(entry.serve, ctx, request)
+        except Exception:
+            log.exception("%s: handler for API %d v%d failed; answering UNKNOWN_SERVER_ERROR", self._peer,
+                          entry.api_key, ctx.version)
+            result = entry.error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+        if asyncio.iscoroutine(result):
+            self._track(self._start(self._finish(entry, ctx, request, result, started)), size)
+            return
+        answer = asyncio.get_running_loop().create_future()
+        if isinstance(result, asyncio.Future):
+            result.add_done_callback(lambda done: self._answer(answer, entry, ctx, request, done, started))
+        else:
+            answer.set_result(self._encoded(entry, ctx, result, started))
+        self._track(answer, size)
+
+    async def _finish(self, entry, ctx, request, pending, started: float) -> list[bytes] | None:
+        try:
+            response = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: handler for API %d v%d failed; answering UNKNOWN_SERVER_ERROR", self._peer,
+                          entry.api_key, ctx.version)
+            response = entry.error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+        return self._encoded(entry, ctx, response, started)
+
+    def _answer(self, answer: asyncio.Future, entry, ctx, request, done: asyncio.Future, started: float) -> None:
+        if answer.done():
+            return
+        if done.cancelled() or done.exception() is not None:
+            if not done.cancelled():
+                log.error("%s: handler for API %d v%d failed; answering UNKNOWN_SERVER_ERROR", self._peer,
+                          entry.api_key, ctx.version, exc_info=done.exception())
+            response = entry.error_response(request, ErrorCode.UNKNOWN_SERVER_ERROR)
+        else:
+            response = done.result()
+        answer.set_result(self._encoded(entry, ctx, response, started))
+
+    @staticmethod
+    def _encoded(entry, ctx, response, started: float) -> list[bytes] | None:
         metrics.observe_request(entry.api_key, ctx.version, response, time.monotonic() - started)
         if response is None:  # acks=0 produce: no answer
             return None

@@ -9,7 +9,7 @@ import pytest
 
 from kop.backend import admin as admin_api
 from kop.backend.errors import kafka_error_of
-from kop.backend.writer import WriteFailed
+from kop.backend.plumbing import CallFailed as WriteFailed
 from kop.protocol.errors import ErrorCode
 
 # What a client should see for a Pulsar result that is about the data or the caller, not the moment.

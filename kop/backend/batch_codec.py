@@ -1,0 +1,276 @@
+"""Kafka record batches <-> Pulsar entries, a whole batch at a time (pure: no I/O, no asyncio).
+
+Produce (:func:`entry_of`): a checked Kafka batch becomes what one Pulsar entry carries, its
+MessageMetadata fields and payload. ``kafka`` format: the batch itself, marked ``__kafka_entry``.
+``pulsar`` format: a Pulsar batch entry with one message per record (convert.py has the mapping),
+compressed with the Pulsar codec matching the Kafka one the client used (gzip -> ZLIB, snappy,
+lz4, zstd), so the data stays compressed in BookKeeper and on the way back out.
+
+Fetch (:func:`kafka_batch_of`): a Pulsar batch entry (``pulsar`` format, or a native producer's)
+becomes one Kafka batch whose offsets are the messages' packed positions, compressed again with the
+Kafka codec matching the entry's, so a consumer receives compressed batches when the producer sent
+them.
+
+Two implementations of the per-record conversion: the compiled one (kop/_batch_codec.c, one call
+per batch) covers the common records; the pure-Python one (aiokafka's record codec and
+convert.py, record by record) covers everything and is the reference. The compiled one answers
+None where it does not apply and the Python one takes over; where it applies, both give the same
+bytes (tests/unit/test_batch_codec.py). ``use("python")`` turns the compiled one off.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from dataclasses import dataclass
+
+import cramjam
+import lz4.frame
+from crc32c import crc32c
+
+from ..protocol import inflate, records as kafka_records
+from ..protocol.errors import ErrorCode, KafkaError
+from ..protocol.records import BatchHeader, Record
+from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, pulsar_to_record, record_to_pulsar
+from .idempotence import last_sequence
+from .resends import producer_tag
+from .wire import commands as cmd
+from .wire.entries import Single, compress, encode_batch, key_values, properties_of, split
+from .wire.proto import write_varint
+
+try:
+    from .. import _batch_codec as _native
+except ImportError:  # not built (no C compiler at install time): the Python path does it all
+    _native = None
+
+log = logging.getLogger(__name__)
+
+_implementation = "native" if _native is not None else "python"
+
+# Largest payload a batch may decode to (Pulsar's maxMessageSize is 5 MiB; kop accepts less).
+MAX_DECODED_BYTES = 8 * 1024 * 1024 - 64 * 1024
+# Kafka codec (batch attributes) <-> Pulsar codec (MessageMetadata.compression).
+PULSAR_CODEC = {inflate.GZIP: cmd.ZLIB, inflate.SNAPPY: cmd.SNAPPY, inflate.LZ4: cmd.LZ4, inflate.ZSTD: cmd.ZSTD}
+KAFKA_CODEC = {pulsar: kafka for kafka, pulsar in PULSAR_CODEC.items()}
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_ATTRIBUTES_POS = 21
+_XERIAL_HEADER = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+_SNAPPY_BLOCK = 32 * 1024
+
+
+def use(implementation: str) -> None:
+    """"native" (the compiled codec, when it is built) or "python"."""
+    global _implementation
+    if implementation not in ("native", "python"):
+        raise ValueError(f"unknown codec implementation {implementation!r}")
+    _implementation = implementation if _native is not None else "python"
+
+
+def implementation() -> str:
+    return _implementation
+
+
+@dataclass(slots=True)
+class Entry:
+    """What one Pulsar entry carries: encoded MessageMetadata fields (besides producer name,
+    sequence id and publish time), the payload, and how many messages it holds."""
+
+    metadata: bytes
+    payload: bytes
+    num_messages: int
+
+
+# -- produce ------------------------------------------------------------------------------------
+
+def entry_of(header: BatchHeader, batch, entry_format: str) -> Entry:
+    """The entry for one checked Kafka batch (``batch``: its bytes, header included). Raises
+    KafkaError (INVALID_RECORD, CORRUPT_MESSAGE, MESSAGE_TOO_LARGE) for records Kafka would refuse."""
+    tag = None
+    if header.producer_id >= 0:
+        tag = producer_tag(header.producer_id, header.producer_epoch, header.base_sequence,
+                           last_sequence(header.base_sequence, header.records_count))
+    if entry_format == "kafka":
+        return Entry(kafka_entry_metadata(header.records_count, header.max_timestamp, tag), bytes(batch), 1)
+    records = _records_section(header, batch)
+    payload = None
+    if _implementation == "native" and header.timestamp_type == 0:
+        payload = _native.kafka_to_pulsar(records, header.records_count, header.base_timestamp, tag)
+    if payload is None:
+        payload = pulsar_payload_python(header, batch, tag)
+    if len(payload) > MAX_DECODED_BYTES:
+        raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch decompresses to {len(payload)} bytes")
+    fields = {"num_messages_in_batch": header.records_count}
+    codec = PULSAR_CODEC.get(header.compression)
+    if codec is not None:
+        fields["compression"] = codec
+        fields["uncompressed_size"] = len(payload)
+        payload = compress(codec, payload)
+    return Entry(cmd.MessageMetadata.encode(fields), payload, header.records_count)
+
+
+def _records_section(header: BatchHeader, batch) -> bytes:
+    """The batch's records, inflated (at most MAX_INFLATED_BYTES)."""
+    data = memoryview(batch)[kafka_records.BATCH_HEADER_SIZE:]
+    if header.compression == 0:
+        return bytes(data)
+    try:
+        return inflate.inflate(header.compression, bytes(data), kafka_records.MAX_INFLATED_BYTES)
+    except inflate.TooLarge as exc:
+        raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from exc
+    except inflate.Undecodable as exc:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"cannot decompress the records: {exc}") from exc
+
+
+def pulsar_payload_python(header: BatchHeader, batch, tag: str | None) -> bytes:
+    """The reference conversion: decode every record (aiokafka), map each (convert.py)."""
+    try:
+        records = kafka_records.decode_records(batch)
+    except kafka_records.BatchTooLargeError as exc:
+        raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, str(exc)) from exc
+    except kafka_records.CorruptRecordError as exc:
+        raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
+    except kafka_records.InvalidRecordError as exc:
+        raise KafkaError(ErrorCode.INVALID_RECORD, str(exc)) from exc
+    return encode_records(records, tag)
+
+
+def encode_records(records: list[Record], tag: str | None = None) -> bytes:
+    """Records as the payload of a Pulsar batch entry (uncompressed)."""
+    messages = []
+    for i, record in enumerate(records):
+        fields = record_to_pulsar(record)
+        if i == 0 and tag is not None:  # the batch's identity, on its first message
+            fields.properties[PRODUCER] = tag
+        single: dict = {}
+        if fields.properties:
+            single["properties"] = key_values(fields.properties)
+        if fields.partition_key is not None:
+            single["partition_key"] = fields.partition_key
+        if fields.event_timestamp:
+            single["event_time"] = fields.event_timestamp
+        if fields.null_value:
+            single["null_value"] = True
+        messages.append((single, fields.payload))
+    return encode_batch(messages)
+
+
+def _property(key: str, value: str) -> bytes:
+    """MessageMetadata field 4 (properties), one KeyValue, encoded."""
+    k, v = key.encode(), value.encode()
+    inner = bytearray(b"\x0a")
+    write_varint(inner, len(k))
+    inner += k
+    inner.append(0x12)
+    write_varint(inner, len(v))
+    inner += v
+    out = bytearray(b"\x22")
+    write_varint(out, len(inner))
+    return bytes(out + inner)
+
+
+_ENTRY_PROPERTY = _property(ENTRY, ENTRY_BATCH_V2)
+_RECORDS_PROPERTIES = [_property(RECORDS, str(n)) for n in range(0, 1025)]
+
+
+def kafka_entry_metadata(records_count: int, max_timestamp: int, producer: str | None = None) -> bytes:
+    """The MessageMetadata fields of a kafka-format entry (``__kafka_entry``, ``__kafka_records``,
+    ``__kafka_producer`` for an idempotent batch, event time), encoded by hand: one per batch written.
+    The same bytes as ``MessageMetadata.encode`` gives (tests/unit/test_wire_codec.py)."""
+    out = bytearray(_ENTRY_PROPERTY)
+    out += _RECORDS_PROPERTIES[records_count] if records_count <= 1024 else _property(RECORDS, str(records_count))
+    if producer is not None:
+        out += _property(PRODUCER, producer)
+    if max_timestamp > 0:
+        out.append(0x60)  # field 12, event_time
+        write_varint(out, max_timestamp)
+    return bytes(out)
+
+
+# -- fetch --------------------------------------------------------------------------------------
+
+def kafka_batch_of(metadata: dict, payload: bytes, singles: list[Single] | None, base_offset: int,
+                   skip: int = 0) -> bytes:
+    """One Kafka batch of an entry's messages from index ``skip`` on; ``payload`` is the entry's
+    payload inflated, ``singles`` its messages when already split (else split here when needed)."""
+    batched = "num_messages_in_batch" in metadata
+    batch = None
+    if _implementation == "native" and batched:
+        converted = _native.pulsar_to_kafka(payload, metadata["num_messages_in_batch"], skip,
+                                            metadata.get("publish_time", 0))
+        if converted is not None:
+            records, first_ts, max_ts = converted
+            count = metadata["num_messages_in_batch"] - skip
+            batch = batch_from_records(records, base_offset + skip, count, first_ts, max_ts)
+    if batch is None:
+        if singles is None:
+            singles = split({k: v for k, v in metadata.items() if k != "compression"}, payload)
+        batch = kafka_batch_python(metadata, singles, base_offset, skip)
+    codec = KAFKA_CODEC.get(metadata.get("compression", cmd.NONE))
+    return compress_batch(batch, codec) if codec is not None else batch
+
+
+def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, skip: int = 0) -> bytes:
+    """The reference conversion, message by message (convert.py), built by aiokafka's codec."""
+    publish_time = metadata.get("publish_time", 0)
+    records = []
+    for index in range(skip, len(singles)):
+        fields = singles[index].metadata
+        key = fields.get("partition_key", "")
+        properties = properties_of(fields)
+        if key and fields.get("partition_key_b64_encoded"):
+            properties.setdefault("__kafka_key_b64", "1")  # Pulsar's own flag for a binary key
+        records.append(pulsar_to_record(index - skip, singles[index].payload, fields.get("null_value", False),
+                                        key, fields.get("event_time", 0), publish_time, properties))
+    return bytes(kafka_records.build_batch(records, base_offset=base_offset + skip))
+
+
+def batch_from_records(records: bytes, base_offset: int, count: int, first_ts: int, max_ts: int,
+                       attributes: int = 0) -> bytes:
+    """A v2 batch around an encoded records section (no producer, leader epoch -1)."""
+    head = bytearray(_HEADER.pack(base_offset, kafka_records.BATCH_HEADER_SIZE - 12 + len(records), -1, 2, 0,
+                                  attributes, count - 1, first_ts, max_ts, -1, -1, -1, count))
+    checksum = crc32c(records, value=crc32c(memoryview(head)[_ATTRIBUTES_POS:]))
+    struct.pack_into(">I", head, 17, checksum)
+    return bytes(head) + records
+
+
+def compress_batch(batch: bytes, codec: int) -> bytes:
+    """``batch`` (uncompressed) with its records compressed by Kafka codec ``codec``."""
+    header = kafka_records.parse_header(batch)
+    records = kafka_compress(codec, memoryview(batch)[kafka_records.BATCH_HEADER_SIZE:])
+    return batch_from_records_header(header, records, codec)
+
+
+def batch_from_records_header(header: BatchHeader, records: bytes, codec: int) -> bytes:
+    head = bytearray(_HEADER.pack(header.base_offset, kafka_records.BATCH_HEADER_SIZE - 12 + len(records),
+                                  header.partition_leader_epoch, 2, 0, (header.attributes & ~0x07) | codec,
+                                  header.last_offset_delta, header.base_timestamp, header.max_timestamp,
+                                  header.producer_id, header.producer_epoch, header.base_sequence,
+                                  header.records_count))
+    checksum = crc32c(records, value=crc32c(memoryview(head)[_ATTRIBUTES_POS:]))
+    struct.pack_into(">I", head, 17, checksum)
+    return bytes(head) + records
+
+
+def kafka_compress(codec: int, data) -> bytes:
+    """Records compressed as Kafka clients expect them: gzip, Xerial-framed snappy (what the Java
+    client writes; every client reads it), the LZ4 frame format, a zstd frame. Fast levels: the
+    data is compressed again on every fetch."""
+    if codec == inflate.GZIP:
+        deflate = zlib.compressobj(1, zlib.DEFLATED, 31)
+        return deflate.compress(data) + deflate.flush()
+    if codec == inflate.SNAPPY:
+        view = memoryview(data)
+        out = bytearray(_XERIAL_HEADER)
+        for start in range(0, len(view), _SNAPPY_BLOCK):
+            block = bytes(cramjam.snappy.compress_raw(view[start:start + _SNAPPY_BLOCK]))
+            out += struct.pack(">i", len(block))
+            out += block
+        return bytes(out)
+    if codec == inflate.LZ4:
+        return lz4.frame.compress(bytes(data))
+    if codec == inflate.ZSTD:
+        return bytes(cramjam.zstd.compress(data, level=1))
+    raise ValueError(f"unknown Kafka compression codec {codec}")

@@ -1,0 +1,311 @@
+"""One Kafka partition, as the backend keeps it: the single interface handlers use for it.
+
+A :class:`PartitionLog` owns, for its partition:
+
+- the order of writes: batches are written in the order :meth:`append` (or :meth:`reserve`) was
+  called, whatever each had to wait for;
+- idempotence: the producer table (idempotence.py), rebuilt from the partition's tail before the
+  first idempotent write (producer_recovery.py);
+- the writer (writer.py), opened on first use and again after it failed;
+- its readers, through the backend's reader cache (bounded across partitions);
+- the high watermark this gateway has seen.
+
+The hot path is synchronous: when nothing is queued ahead of a batch and the writer is open, the
+batch is checked and written to the Pulsar connection within the call, and the caller gets a
+future. Anything that must wait (a writer opening, a recovery, the in-flight bound) queues the batch
+behind the others and a drain task writes the queue in order. Every result is a :data:`Outcome`
+``(error code, base offset, message)``: Pulsar failures are mapped to Kafka codes here, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import metrics
+from ..mapping import offsets
+from ..mapping.topics import partition_topic
+from ..protocol.errors import ErrorCode, KafkaError
+from ..protocol.records import BatchHeader
+from . import producer_recovery
+from .batch_codec import Entry
+from .errors import kafka_error_of
+from .idempotence import ProducerTable, Verdict, last_sequence
+from .reader import PartitionReader
+from .writer import PartitionWriter
+
+if TYPE_CHECKING:
+    from .pulsar import PulsarBackend
+
+log = logging.getLogger(__name__)
+
+Outcome = tuple[int, int, str]  # (Kafka error code, base offset or -1, error message)
+
+# In-flight data per partition before further batches queue; a bound on memory, not a tuning knob.
+MAX_PENDING_RECORDS = 4 * offsets.MAX_BATCH_SIZE
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Batch:
+    """A checked Kafka batch and the Pulsar entry that stores it (batch_codec.entry_of)."""
+
+    header: BatchHeader
+    entry: Entry
+
+    @property
+    def idempotent(self) -> bool:
+        return self.header.producer_id >= 0
+
+
+class Slot:
+    """A place in the partition's write order, taken before the batch is known."""
+    __slots__ = ("batch", "future", "ready")
+
+    def __init__(self, future: asyncio.Future) -> None:
+        self.batch: Batch | None = None
+        self.future = future  # of an Outcome
+        self.ready = False  # filled or cancelled
+
+
+class PartitionLog:
+    def __init__(self, backend: "PulsarBackend", topic: str, partition: int) -> None:
+        self.backend = backend
+        self.topic = topic
+        self.partition = partition
+        self.pulsar_topic = partition_topic(backend.namespace, topic, partition)
+        self.url = self.pulsar_topic.url
+        self.producers = ProducerTable()
+        self.high_watermark = -1
+        self.writer: PartitionWriter | None = None
+        self._opening: asyncio.Future | None = None
+        self._recovered = False
+        self._recovering: asyncio.Future | None = None
+        self._queue: collections.deque[Slot] = collections.deque()
+        self._draining: asyncio.Task | None = None
+        self._room: asyncio.Future | None = None
+        self._pending_records = 0
+        self._pending_bytes = 0
+
+    @property
+    def unused(self) -> bool:
+        """Holds nothing worth keeping (a partition named by a request and found not to exist)."""
+        return (self.writer is None and self._opening is None and not self._queue and self._recovering is None
+                and not len(self.producers) and self._pending_records == 0)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def append(self, batch: Batch) -> asyncio.Future:
+        """Write ``batch`` after everything appended before it; a future of its :data:`Outcome`."""
+        if not self._queue and self._can_write(batch):
+            return self._write(batch)
+        slot = self.reserve()
+        self.fill(slot, batch)
+        return slot.future
+
+    def reserve(self) -> Slot:
+        """Take the next place in write order now, for a batch still being checked."""
+        slot = Slot(asyncio.get_running_loop().create_future())
+        self._queue.append(slot)
+        return slot
+
+    def fill(self, slot: Slot, batch: Batch) -> None:
+        slot.batch, slot.ready = batch, True
+        self._advance()
+
+    def cancel(self, slot: Slot, outcome: Outcome) -> None:
+        """The batch of ``slot`` was refused before writing: its place is given up."""
+        slot.ready = True
+        if not slot.future.done():
+            slot.future.set_result(outcome)
+        self._advance()
+
+    def _can_write(self, batch: Batch) -> bool:
+        writer = self.writer
+        return (writer is not None and not writer.failed and (self._recovered or batch.header.producer_id < 0)
+                and (self._pending_records == 0 or (
+                    self._pending_records + batch.header.records_count <= MAX_PENDING_RECORDS
+                    and self._pending_bytes + batch.header.size <= MAX_PENDING_BYTES)))
+
+    def _advance(self) -> None:
+        """Write the queue's ready head slots that can go now; start the drain task for the rest."""
+        queue = self._queue
+        while queue and queue[0].ready:
+            slot = queue[0]
+            if slot.batch is None or slot.future.done():  # cancelled
+                queue.popleft()
+                continue
+            if not self._can_write(slot.batch):
+                if self._draining is None:
+                    self._draining = asyncio.ensure_future(self._drain())
+                return
+            queue.popleft()
+            _chain(self._write(slot.batch), slot.future)
+
+    async def _drain(self) -> None:
+        """Makes the head slot writable (writer, recovery, room), then writes what it can."""
+        try:
+            while self._queue and self._queue[0].ready:
+                slot = self._queue[0]
+                batch = slot.batch
+                if batch is None or slot.future.done():
+                    self._queue.popleft()
+                    continue
+                try:
+                    await self._ensure_writer()
+                    if batch.idempotent and not self._recovered:
+                        await self._recover()
+                except KafkaError as exc:
+                    self._queue.popleft()
+                    if not slot.future.done():
+                        slot.future.set_result((exc.code, -1, exc.message))
+                    continue
+                if not self._can_write(batch):  # the in-flight bound: wait for a receipt
+                    self._room = asyncio.get_running_loop().create_future()
+                    await self._room
+                    continue
+                self._advance()
+        except Exception:  # a slot's future must never be left pending
+            log.exception("writing to %s", self.url)
+            for slot in self._queue:
+                if not slot.future.done():
+                    slot.future.set_result((ErrorCode.UNKNOWN_SERVER_ERROR, -1, "unexpected failure"))
+            self._queue.clear()
+        finally:
+            self._draining = None
+        if self._queue and self._queue[0].ready:
+            self._advance()
+
+    def _write(self, batch: Batch) -> asyncio.Future:
+        """Check idempotence and write ``batch`` now; a future of its Outcome."""
+        loop = asyncio.get_running_loop()
+        header = batch.header
+        producer_id = header.producer_id
+        if producer_id >= 0:
+            first_seq = header.base_sequence
+            last_seq = last_sequence(first_seq, header.records_count)
+            verdict, original = self.producers.check(producer_id, header.producer_epoch, first_seq, last_seq)
+            if verdict is Verdict.DUPLICATE:
+                if isinstance(original, asyncio.Future):
+                    return original  # the original's Outcome, whenever it comes
+                return _done(loop, (ErrorCode.NONE, original, ""))
+            if verdict is Verdict.FENCED:
+                return _done(loop, (ErrorCode.INVALID_PRODUCER_EPOCH, -1, "stale producer epoch"))
+            if verdict is Verdict.OUT_OF_ORDER:
+                return _done(loop, (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, f"unexpected sequence {first_seq}"))
+        result = loop.create_future()
+        self._pending_records += header.records_count
+        self._pending_bytes += header.size
+        try:
+            sent = self.writer.write(batch.entry, header.records_count)
+        except Exception as exc:
+            sent = loop.create_future()
+            sent.set_exception(exc)
+        if producer_id >= 0:
+            self.producers.register(producer_id, header.producer_epoch, header.base_sequence,
+                                    last_sequence(header.base_sequence, header.records_count), result)
+        sent.add_done_callback(lambda f: self._written(f, batch, result))
+        return result
+
+    def _written(self, sent: asyncio.Future, batch: Batch, result: asyncio.Future) -> None:
+        header = batch.header
+        self._pending_records -= header.records_count
+        self._pending_bytes -= header.size
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        if sent.cancelled() or sent.exception() is not None:
+            exc = sent.exception() if not sent.cancelled() else asyncio.CancelledError()
+            if header.producer_id >= 0:
+                self.producers.forget(header.producer_id, header.base_sequence)
+            error = kafka_error_of(exc)
+            log.warning("produce to %s failed: %s", self.url, error)
+            outcome = (error.code, -1, error.message)
+        else:
+            appended = sent.result()
+            if header.producer_id >= 0:
+                self.producers.settle(header.producer_id, header.base_sequence, appended.base_offset)
+            end = appended.base_offset + appended.records
+            if end > self.high_watermark:
+                self.high_watermark = end
+            metrics.produced(self.topic, header.size, header.records_count, self.backend.entry_format)
+            outcome = (ErrorCode.NONE, appended.base_offset, "")
+        if not result.done():
+            result.set_result(outcome)
+
+    async def _ensure_writer(self) -> None:
+        if self.writer is not None and not self.writer.failed:
+            return
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open_writer())
+        opening = self._opening
+        try:
+            await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening is opening:
+                self._opening = None
+
+    async def _open_writer(self) -> None:
+        old, self.writer = self.writer, None
+        if old is not None:
+            metrics.PULSAR_RECONNECTS.labels("producer").inc()
+            asyncio.ensure_future(old.close())
+        self.writer = await self.backend.open_writer(self.url)
+
+    async def _recover(self) -> None:
+        """Once, before the first idempotent write (producer_recovery.py)."""
+        if self._recovering is None:
+            self._recovering = asyncio.ensure_future(producer_recovery.recover(
+                self.backend.wire, self.backend.admin, self.pulsar_topic, self.producers,
+                self.backend.config.pulsar.operation_timeout_s))
+        recovering = self._recovering
+        try:
+            await asyncio.shield(recovering)
+            self._recovered = True
+        finally:
+            if recovering.done() and (recovering.cancelled() or recovering.exception() is not None):
+                self._recovering = None  # the next batch tries again
+
+    async def close(self) -> None:
+        if self._draining is not None:
+            self._draining.cancel()
+        for slot in self._queue:
+            if not slot.future.done():
+                slot.future.set_result((ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, "partition closed"))
+        self._queue.clear()
+        if self.writer is not None:
+            await self.writer.close()
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def note_end(self, end_offset: int) -> None:
+        """Records up to ``end_offset`` exist (a reader saw them, or Pulsar said so)."""
+        if end_offset > self.high_watermark:
+            self.high_watermark = end_offset
+
+    async def reader_at(self, offset: int) -> PartitionReader:
+        """A reader standing at ``offset`` (a cached one if possible), lent until released."""
+        return await self.backend.reader_at(self.url, offset)
+
+    def release(self, reader: PartitionReader, failed: bool = False) -> None:
+        if reader.high_offset > self.high_watermark:
+            self.high_watermark = reader.high_offset
+        self.backend.release_reader(reader, failed)
+
+
+def _done(loop: asyncio.AbstractEventLoop, outcome: Outcome) -> asyncio.Future:
+    future = loop.create_future()
+    future.set_result(outcome)
+    return future
+
+
+def _chain(source: asyncio.Future, target: asyncio.Future) -> None:
+    def copy(f: asyncio.Future) -> None:
+        if not target.done():
+            target.set_result(f.result() if not f.cancelled() else (ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, "cancelled"))
+    if source.done():
+        copy(source)
+    else:
+        source.add_done_callback(copy)
