@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 
 from . import metrics
+from .backend import retention_check
 from .backend.fleet import Fleet, Node, producer_name
 from .backend.principals import PrincipalPool
 from .backend.pulsar import PulsarBackend
@@ -129,6 +130,7 @@ class Gateway:
             await self.status.start()
             metrics.REGISTRY.register(self._group_collector)
         await self.backend.start()
+        await retention_check.warn_once(self.backend.admin, self.backend.namespace, self.backend.broker_settings())
         await self.coordinator.start()
         s, c = self.config.server, self.config.cluster
         bound = await self._bind()

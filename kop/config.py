@@ -84,6 +84,12 @@ class TopicsConfig:
     # `pulsar`: each Kafka record is a Pulsar message (native Pulsar consumers can read them);
     # `kafka`: each Kafka batch is stored as one opaque Pulsar message (fastest, no interop).
     entry_format: str = "pulsar"
+    # Kafka's log.retention.ms: the retention.ms of a topic that does not set its own. A topic kop
+    # creates gets it as its Pulsar retention policy and message TTL, unless the namespace keeps data
+    # by itself (a retention policy whose time and size are not 0): on a stock Pulsar (retention 0)
+    # closed ledgers no subscription needs are deleted, so unconsumed Kafka data would be lost.
+    # -1: forever.
+    retention_ms: int = 604_800_000
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,10 @@ class GroupsConfig:
     # An Empty group with no committed offsets is forgotten after this long (checked every 10 s), as
     # Kafka's offsets cleaner drops such groups; otherwise every group id ever named stays in memory.
     empty_group_retention_s: float = 60.0
+    # Kafka's offsets.retention.minutes (7 days): the committed offsets of a group that has been Empty
+    # this long (of a group that never had members: each offset this long after its commit) are
+    # deleted, with the group's Pulsar subscriptions, so an abandoned group holds no data back.
+    offsets_retention_minutes: float = 10080.0
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"fetch.max_response_bytes: {cfg.fetch.max_response_bytes} is below 1024 bytes")
     if t.entry_format not in ENTRY_FORMATS:
         problems.append(f"topics.entry_format: {t.entry_format!r} is not one of {', '.join(ENTRY_FORMATS)}")
+    if t.retention_ms < -1:
+        problems.append(f"topics.retention_ms: {t.retention_ms} is below -1 (-1 keeps data forever)")
     if not 1 <= t.default_partitions <= 10_000:
         problems.append(f"topics.default_partitions: {t.default_partitions} outside 1..10000")
     if not cfg.pulsar.service_url.startswith(("pulsar://", "pulsar+ssl://")):
@@ -53,6 +55,8 @@ def validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"groups.offsets_partitions: {g.offsets_partitions} outside 1..1024")
     if g.empty_group_retention_s < 0:
         problems.append("groups.empty_group_retention_s must not be negative")
+    if g.offsets_retention_minutes <= 0:
+        problems.append("groups.offsets_retention_minutes must be positive")
     if g.cursor_sync_interval_s <= 0:
         problems.append("groups.cursor_sync_interval_s must be positive")
     if not -1 <= s.node_id <= 2**31 - 1:

@@ -2,8 +2,10 @@
 
 ``check`` runs after the configuration loaded (a bad one has already been reported, every problem
 at once, by config.load): it reaches Pulsar's service URL with the binary protocol's handshake and
-its admin URL with the broker health check, and looks for the namespaces kop will use. Exit 0 when
-everything answers, 1 otherwise; one line per finding.
+its admin URL with the broker health check, and looks for the namespaces kop will use, with a
+WARNING line for a topics namespace whose retention would drop unconsumed Kafka data
+(backend/retention_check.py; a warning, not a problem). Exit 0 when everything answers, 1
+otherwise; one line per finding.
 
 ``standalone`` is what ``make run`` runs: it starts a Pulsar standalone with the checkout's
 scripts/pulsar.sh (fetched from Maven Central on first use, data in .run/pulsar) unless one already

@@ -125,6 +125,10 @@ class PulsarAdmin:
     async def remove_topic_policy(self, topic: PulsarTopic, policy: str) -> None:
         await self._call("DELETE", f"persistent/{topic.rest_path}/{policy}")
 
+    async def set_message_ttl(self, topic: PulsarTopic, seconds: int) -> None:
+        """The topic's message TTL policy (a query parameter: Pulsar 4.0 ignores a JSON body here)."""
+        await self._call("POST", f"persistent/{topic.rest_path}/messageTTL", params={"messageTTL": str(seconds)})
+
     async def namespace_policy(self, ns: Namespace, policy: str) -> Any:
         return await self._call("GET", f"namespaces/{ns.path}/{policy}")
 

@@ -33,6 +33,7 @@ from collections import OrderedDict
 
 from ..mapping.topics import Namespace
 from . import admin as admin_api
+from . import retention_check
 from .pulsar import PulsarBackend
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class PrincipalPool:
             await backend.close()
             raise
         self._entries[key] = _Entry(backend)
+        await retention_check.warn_once(backend.admin, backend.namespace, self.main.broker_settings())
         await self._evict()
         return backend
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from . import admin as admin_api
+from . import retention_check
 from ..mapping.topics import Namespace
 
 _CONNECT, _CONNECTED = 2, 3
@@ -118,6 +119,10 @@ async def pulsar_admin(url: str, token: str, topics_namespace: str, system_names
             try:
                 await admin.namespace_policy(Namespace(tenant, name), "retention")
                 found.append(f"namespace {path} exists")
+                if not created_by_kop:
+                    warning = await retention_check.dropping_data(admin, Namespace(tenant, name), None)
+                    if warning:
+                        found.append(f"WARNING: {warning}")
             except admin_api.NotFound:
                 if created_by_kop:
                     found.append(f"namespace {path} does not exist yet (kop creates it when it starts)")

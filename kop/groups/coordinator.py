@@ -23,6 +23,7 @@ import time
 import uuid
 from .. import metrics
 from ..protocol.errors import ErrorCode
+from .cleaner import SWEEP_S, GroupCleaner
 from .custody import Custody, JoinResult  # noqa: F401 (JoinResult is part of this API)
 from .scope import display
 from .state import Group, GroupState, Member
@@ -43,7 +44,7 @@ class GroupCoordinator(Custody):
         self._rebalances: dict[str, asyncio.Task] = {}
         self._reaper: asyncio.Task | None = None
         self.rebalances_completed = 0
-        self._empty_since: dict[str, float] = {}  # empty groups without offsets, first seen so (monotonic)
+        self.cleaner = GroupCleaner(self)
         self.loaded: set[int] = set()   # __offsets partitions whose groups this gateway serves
         self.loading: set[int] = set()
         self._busy: dict[int, int] = {}  # offset operations in progress, by partition
@@ -223,6 +224,7 @@ class GroupCoordinator(Custody):
             if waiter is not None and not waiter.done():
                 waiter.set_result(self._join_result(group, member.member_id))
         if group.state is GroupState.EMPTY:
+            group.empty_since_ms = int(time.time() * 1000)  # kept by the record: cleaner.py
             asyncio.ensure_future(self._persist_group(group))
 
     # -- SyncGroup ------------------------------------------------------------------------------
@@ -333,8 +335,8 @@ class GroupCoordinator(Custody):
             await asyncio.sleep(0.5)
             now = time.monotonic()
             rounds += 1
-            if rounds % 20 == 0:
-                await self._forget_empty_groups(now)
+            if rounds % int(SWEEP_S / 0.5) == 0:
+                await self.cleaner.sweep()
             for group in list(self.groups.values()):
                 expired = [m.member_id for m in group.members.values()
                            if (group.group_id, m.member_id) not in self._join_waiters
@@ -344,29 +346,6 @@ class GroupCoordinator(Custody):
                     self._drop_member(group, member_id)
                 if expired:
                     self._after_departure(group, "session timeout")
-
-    async def _forget_empty_groups(self, now: float) -> None:
-        """Kafka drops a group that is Empty with no committed offsets (its offsets cleaner, every
-        offsets.retention.check.interval.ms); so does kop, groups.empty_group_retention_s after it was
-        first seen so. Without it, every group id a client ever named would stay in memory."""
-        for group_id, group in list(self.groups.items()):
-            idle = (group.state is GroupState.EMPTY and not group.members and not group.static_members
-                    and not self.offsets.get(group_id))
-            if not idle:
-                self._empty_since.pop(group_id, None)
-                continue
-            since = self._empty_since.setdefault(group_id, now)
-            if now - since < self.cfg.empty_group_retention_s:
-                continue
-            self._empty_since.pop(group_id, None)
-            try:
-                error = await self.delete_group(group_id)
-            except Exception as exc:  # __offsets unwritable now: the next sweep tries again
-                log.warning("group %s: empty, but not forgotten yet: %s", display(group_id), exc)
-                continue
-            if error == ErrorCode.NONE:
-                log.info("group %s: empty with no committed offsets for %.0f s; forgotten", display(group_id),
-                         now - since)
 
     # -- offsets --------------------------------------------------------------------------------
 

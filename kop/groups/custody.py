@@ -233,4 +233,6 @@ def _group_from_record(record: GroupRecord, now: float) -> Group:
                          [(record.protocol_name or "", m.subscription)], m.assignment, last_seen=now))
     group.protocol_type = record.protocol_type
     group.state = GroupState.STABLE if group.members else GroupState.EMPTY
+    if not group.members and record.generation_id > 0:  # written when it became Empty (cleaner.py)
+        group.empty_since_ms = record.state_timestamp
     return group

@@ -90,6 +90,9 @@ class Group:
     pending_member_ids: set[str] = field(default_factory=set)     # handed out by MEMBER_ID_REQUIRED
     rebalance_started: float = 0.0
     rebalance_delay_until: float = 0.0  # the initial rebalance delay, for a group that left Empty
+    # Wall-clock ms when its last member went (its offsets expire from there, cleaner.py); 0 for a
+    # group that never had members (its offsets expire one by one, from their commits).
+    empty_since_ms: int = 0
 
     def transition(self, target: GroupState) -> None:
         if target not in TRANSITIONS[self.state]:

@@ -7,8 +7,10 @@ creating.
 
 Topic configs: retention.ms, retention.bytes, max.message.bytes and cleanup.policy become the new
 topic's Pulsar policies (mapping/topic_configs.py); any other config, or a bad value, fails the topic
-with INVALID_CONFIG naming it (checked before anything is created). If Pulsar refuses a policy the
-topic is deleted again, so a topic never exists without the configs it was created with.
+with INVALID_CONFIG naming it (checked before anything is created). A topic that sets no retention
+gets Kafka's (``topics.retention_ms``) as its Pulsar retention policy and message TTL unless its
+namespace keeps data by itself (backend/kafka_topics.py). If Pulsar refuses a policy the topic is
+deleted again, so a topic never exists without the configs it was created with.
 
 Deviations from Kafka: explicit replica assignments are refused with INVALID_REPLICA_ASSIGNMENT;
 no topic ids.
@@ -16,15 +18,13 @@ no topic ids.
 
 from __future__ import annotations
 
-import logging
 import uuid
 
+from ..backend import kafka_topics
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
 from .topic_admin import parse_all
-
-log = logging.getLogger(__name__)
 
 API_KEY = 19
 
@@ -64,18 +64,9 @@ async def _create(ctx, topic, partitions: int, validate_only: bool) -> tuple[int
             return ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} already exists"
         if validate_only:
             return ErrorCode.NONE, ""
-        await ctx.backend.create_topic(topic.name, partitions)
+        await kafka_topics.create(ctx.backend, topic.name, partitions, values)
     except KafkaError as exc:
         return exc.code, exc.message
-    if values:
-        try:
-            await ctx.backend.alter_topic_configs(topic.name, values, set())
-        except KafkaError as exc:
-            try:
-                await ctx.backend.delete_topic(topic.name)
-            except KafkaError:
-                log.warning("topic %s: its configs were refused (%s) and deleting it failed", topic.name, exc)
-            return exc.code, f"Pulsar refused the topic's configs: {exc.message}"
     return ErrorCode.NONE, ""
 
 

@@ -15,6 +15,7 @@ synonyms list only the config itself; other resource types get INVALID_REQUEST.
 from __future__ import annotations
 
 from ..backend.policies import DEFAULT_CONFIG
+from ..backend import kafka_topics
 from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -50,7 +51,7 @@ async def _topic(ctx, name: str):
     if error:
         return error, message, []
     try:
-        described = await ctx.backend.topic_configs(name)
+        described = await kafka_topics.describe(ctx.backend, name)
     except KafkaError as exc:
         return exc.code, exc.message, []
     return ErrorCode.NONE, None, [(e.name, e.value, e.source, False, tc.SPECS[e.name].config_type,

@@ -10,6 +10,7 @@ refused (kop's settings are static); other resource types get INVALID_REQUEST.
 
 from __future__ import annotations
 
+from ..backend import kafka_topics
 from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -63,7 +64,7 @@ async def _current(ctx, topic: str):
     if error:
         return error, message
     try:
-        return await ctx.backend.topic_configs(topic)
+        return await kafka_topics.describe(ctx.backend, topic)
     except KafkaError as exc:
         return exc.code, exc.message
 

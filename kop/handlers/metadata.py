@@ -6,7 +6,8 @@ partition is ``place("topic/partition", live gateways)`` (rendezvous hashing,
 mapping/placement.py), so client connections spread over the fleet and only the partitions of a
 gateway that dies move; the controller is the live gateway with the lowest node id. A requested topic that does
 not exist is created as a Pulsar partitioned topic with ``topics.default_partitions`` partitions
-when ``topics.auto_create`` is on and the client allows it (``allow_auto_topic_creation``, v4+).
+when ``topics.auto_create`` is on and the client allows it (``allow_auto_topic_creation``, v4+), with
+Kafka's default configs (its retention: backend/kafka_topics.py).
 
 Deviations from Kafka:
 - Topic ids are not kept: ``topic_id`` is the zero UUID (Kafka's "no id"), so clients fall back to
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 
+from ..backend import kafka_topics
 from ..mapping.placement import place, topic_partition_key
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
@@ -73,7 +75,7 @@ async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCo
         count = await backend.partition_count(name)
         if count == 0 and allow_create:
             try:
-                await backend.create_topic(name, cfg.topics.default_partitions)
+                await kafka_topics.create(backend, name, cfg.topics.default_partitions, {})
             except KafkaError as exc:
                 if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # another client raced us: fine
                     raise

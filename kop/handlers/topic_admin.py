@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend import kafka_topics
 from ..mapping import topic_configs as tc
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
@@ -38,7 +39,7 @@ async def alter_topic(ctx, name: str, values: dict[str, object], reset: set[str]
     if validate_only:
         return ErrorCode.NONE, None
     try:
-        await ctx.backend.alter_topic_configs(name, values, reset)
+        await kafka_topics.alter(ctx.backend, name, values, reset)
     except KafkaError as exc:
         return exc.code, exc.message
     return ErrorCode.NONE, None

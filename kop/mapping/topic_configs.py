@@ -102,6 +102,23 @@ def retention_from_pulsar(policy: dict | None) -> tuple[int, int]:
     return (-1 if minutes < 0 else minutes * MS_PER_MINUTE), (-1 if mb < 0 else mb * BYTES_PER_MB)
 
 
+def ttl_seconds(retention_ms: int) -> int:
+    """Pulsar's message TTL for a Kafka retention.ms: what no subscription acknowledged within it is
+    acknowledged for them (expired), so an abandoned group holds nothing longer than Kafka would.
+    0 (Pulsar: no TTL) for -1; at least 1 s, since 0 would mean "never" to Pulsar."""
+    if retention_ms < 0:
+        return 0
+    return min(max(1, math.ceil(retention_ms / 1000)), 2**31 - 1)
+
+
+def keeps_data(policy: dict | None) -> bool:
+    """Does a Pulsar retention policy keep data no subscription needs? Not when it is absent or its
+    time or size is 0: Pulsar's default, which deletes each closed ledger no cursor holds."""
+    if not policy:
+        return False
+    return int(policy.get("retentionTimeInMinutes", 0)) != 0 and int(policy.get("retentionSizeInMB", 0)) != 0
+
+
 def cleanup_policy_of(compaction_threshold: int | None) -> str:
     return "compact" if compaction_threshold and compaction_threshold > 0 else "delete"
 

@@ -143,7 +143,8 @@ def test_python_admin_clients(gateways):
             A.AlterConfigsResource.AlterableConfig(name="cleanup.policy", value="compact")])], validate_only=False),
             2, AlterConfigsResponse)
     assert [(r.error_code, r.error_message) for r in resp.responses] == [(0, None)]
-    eventually(lambda: policy(topic, "retention"), None)
+    # retention returns to Kafka's default (topics.retention_ms), never to Pulsar's stock 0
+    eventually(lambda: policy(topic, "retention"), {"retentionTimeInMinutes": 10080, "retentionSizeInMB": -1})
     eventually(lambda: policy(topic, "maxMessageSize"), None)
     eventually(lambda: policy(topic, "compactionThreshold"), 100 * 1024 * 1024)
     with pytest.raises(Exception):
