@@ -7,11 +7,14 @@ broker and KoP, on this machine, in one run. Medians of --runs runs; ratios are 
     .venv/bin/python benchmarks/bench.py --only throughput,e2e --systems pulsar,kop-kafka
 
 Workloads: record values of 1 KiB and 100 B, 1 and 16 partitions, acks=all. Per workload and system:
-produce (unthrottled), consume (catch-up of what was produced), and end-to-end latency at a fixed
-rate, the same for every system: half the lowest maximum produce rate measured for that workload
-(so no system runs above half its load), at most 20,000 records/s (the Python driver's comfort).
-Then scaling (kop, kafka format: 1-64 partitions, 1-16 connections) and memory (kop with 1,000
-partitions in use and 500 connections).
+produce (unthrottled) and consume (catch-up of what was produced). Then latency at a fixed rate,
+the same for every system of a workload: half of pulsar-perf's maximum for it, at most 20,000
+records/s (the Python driver's comfort), records round-robin over the partitions as keyed traffic
+spreads them; two phases per run, produce acknowledgements alone (``ack``) and end to end with a
+consumer (``e2e``), 5 runs (``--latency-runs``). Then kop's CPU per single-record partition batch,
+pulsar-format produce with 1 and 2 worker processes, scaling (kop, kafka format: 1-64 partitions,
+1-16 connections) and scale (kop with 1,000 partitions in use and 10,000 connections, an active
+client's latency meanwhile).
 
 Output: progress on stderr, the tables on stdout, benchmarks/results/latest.json (every run's
 figures, the medians, the machine) and benchmarks/results/latest.png (the chart). Logs of every tool
@@ -34,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ck, java_tools, latency, report, scale  # noqa: E402
+from harness import ck, java_tools, latency, report, scale, steady  # noqa: E402
 from harness.measure import SYSTEMS, Measurement, medians  # noqa: E402
 from harness.procs import REPO, CpuSampler, log, wait_for_quiet  # noqa: E402
 from harness.systems import (KafkaBroker, Kop, KopNar, Pulsar, create_kafka_topic,  # noqa: E402
@@ -46,6 +49,7 @@ RUN_DIR = REPO / ".run" / "bench"
 RECORDS = {1024: 100_000, 100: 300_000}
 E2E_SECONDS = 8.0
 E2E_MAX_RATE = 20_000
+LATENCY_WORKLOADS = [(1024, 16), (100, 16), (1024, 1), (100, 1)]
 
 
 class Bench:
@@ -121,20 +125,19 @@ class Bench:
     # -- end-to-end latency ----------------------------------------------------------------------
 
     def e2e_rate(self, size: int, parts: int) -> float:
-        figures = [f for f in medians(self.measurements)
-                   if f.phase == "produce" and f.size == size and f.partitions == parts and f.records_per_s]
-        best: dict[str, float] = {}
-        for f in figures:
-            best[f.system] = max(best.get(f.system, 0.0), f.records_per_s)
-        if not best:
+        """Half of pulsar-perf's maximum for the workload (issue 13), at most E2E_MAX_RATE."""
+        native = [f for f in medians(self.measurements) if (f.system, f.phase, f.size, f.partitions)
+                  == ("pulsar", "produce", size, parts) and f.records_per_s]
+        if not native:
             return 1000.0
-        return float(min(E2E_MAX_RATE, int(min(best.values()) / 2 / 100) * 100 or 100))
+        return float(min(E2E_MAX_RATE, int(native[0].records_per_s / 2 / 100) * 100 or 100))
 
-    def e2e(self, system: str, size: int, parts: int, run: int, rate: float) -> None:
+    def e2e(self, system: str, size: int, parts: int, run: int, rate: float, phase: str = "e2e") -> None:
         kind = "pulsar" if system == "pulsar" else "kafka"
-        m = Measurement(system, "pulsar-client" if kind == "pulsar" else "confluent-kafka", "e2e", size, parts, run)
-        m.note = ("pulsar-client (C++ core), batching 1 ms" if kind == "pulsar"
-                  else "confluent-kafka, linger.ms=1, acks=all; consumer assign() at the end")
+        m = Measurement(system, "pulsar-client" if kind == "pulsar" else "confluent-kafka", phase, size, parts, run)
+        m.note = ("pulsar-client (C++ core), batching 1 ms, a producer per partition" if kind == "pulsar"
+                  else "confluent-kafka, linger.ms=1, acks=all") + ", records round-robin over the partitions" + (
+                      "; consumer assign() at the end" if phase == "e2e" else "; no consumer")
         if kind == "pulsar":
             topic = f"persistent://public/default/e2e-{size}-{parts}-{run}-{self.uid}"
             scale.create_native_partitioned(topic, parts)
@@ -144,7 +147,8 @@ class Bench:
             create_kafka_topic(endpoint, topic, parts)
             ck.warm_up(endpoint, topic, parts, size)
         try:
-            latency.run(m, kind, endpoint, topic, rate, E2E_SECONDS, self.sampler, self.targets(system))
+            latency.run(m, kind, endpoint, topic, rate, E2E_SECONDS, self.sampler, self.targets(system),
+                        consume=phase == "e2e")
         except Exception as exc:  # noqa: BLE001 - recorded as a failed figure
             m.note += f"; FAILED: {type(exc).__name__}: {exc}"
         self.record(m)
@@ -184,19 +188,29 @@ class Bench:
                         log(f"throughput, run {run + 1}/{args.runs}: {size} B x {parts} partition(s)")
                         for system in systems:
                             self.throughput(system, size, parts, run)
-            if "e2e" in only:
-                for size, parts in workloads:
+            if "latency" in only:
+                for size, parts in ([(1024, 16)] if args.quick else LATENCY_WORKLOADS):
                     rate = self.e2e_rate(size, parts)
-                    log(f"end-to-end latency: {size} B x {parts} partition(s) at {rate:,.0f} records/s")
-                    for run in range(args.runs):
+                    self.extra.setdefault("latency_rates", {})[f"{size}x{parts}"] = rate
+                    log(f"latency: {size} B x {parts} partition(s) at {rate:,.0f} records/s, "
+                        f"{args.latency_runs} runs")
+                    for run in range(args.latency_runs):
                         for system in systems:
-                            self.e2e(system, size, parts, run, rate)
+                            for phase in ("ack", "e2e"):
+                                self.e2e(system, size, parts, run, rate, phase)
+            if "cpu" in only and any(s.startswith("kop-") for s in systems):
+                self.extra["cpu_per_batch"] = [steady.cpu_per_batch(self.logs, fmt) for fmt in ("kafka", "pulsar")]
+            if "workers" in only and "kop-pulsar" in systems:
+                self.extra["workers"] = steady.workers(self.logs, self.sampler, runs=args.runs,
+                                                       records=int(RECORDS[1024] * args.scale))
             if "scaling" in only and "kop-kafka" in servers:
                 self.extra["scaling"] = scale.scaling(servers["kop-kafka"].bootstrap, servers["kop-kafka"].targets(),
                                                       self.sampler, runs=args.runs, quick=args.quick, scale=args.scale,
                                                       logs=self.logs)
             if "memory" in only:
-                self.extra["memory"] = scale.memory(self.logs, quick=args.quick)
+                rate = (self.extra.get("latency_rates") or {}).get("1024x16", 0.0)
+                self.extra["memory"] = scale.memory(self.logs, quick=args.quick, latency_rate=rate,
+                                                    sampler=self.sampler)
             self.extra["kop_log_problems"] = {name: server.problems()[:20] for name, server in servers.items()
                                               if isinstance(server, Kop)}
         return self.finish(time.monotonic() - started)
@@ -254,7 +268,9 @@ def main() -> int:
     ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, of: " + ", ".join(SYSTEMS))
     ap.add_argument("--kafka-clients", default="kafka-perf,confluent-kafka",
                     help="Kafka-protocol load generators: kafka-perf (Kafka's Java tools), confluent-kafka")
-    ap.add_argument("--only", default="throughput,e2e,scaling,memory", help="sections to run")
+    ap.add_argument("--only", default="throughput,latency,cpu,workers,scaling,memory", help="sections to run")
+    ap.add_argument("--latency-runs", type=int, default=5,
+                    help="runs of each latency figure; the target holds in every one of them (default 5)")
     ap.add_argument("--output", default=str(RESULTS / "latest.json"))
     ap.add_argument("--render", metavar="JSON", help="only re-render the report, Markdown and chart of a saved run")
     args = ap.parse_args()
@@ -267,7 +283,7 @@ def main() -> int:
         Bench.render(data, figures, Path(args.render))
         return 0
     if args.quick:
-        args.runs, args.scale = 1, min(args.scale, 0.3)
+        args.runs, args.scale, args.latency_runs = 1, min(args.scale, 0.3), 1
     return Bench(args).run()
 
 

@@ -43,8 +43,9 @@ GC_YOUNG_THRESHOLD = 20_000
 
 
 class Gateway:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, worker_index: int | None = None) -> None:
         self.config = config
+        self.worker_index = worker_index  # one of several worker processes (workers.py), or None
         self.backend = PulsarBackend(config)
         g = config.groups
         self.coordinator = GroupCoordinator(
@@ -67,7 +68,10 @@ class Gateway:
         m = config.metrics
         metrics.configure(m.max_topic_labels, m.max_group_labels)
         self.serving = False
-        self.status = StatusServer(m.listen_host, m.listen_port, lambda: self.serving,
+        metrics_port = m.listen_port
+        if worker_index is not None and metrics_port:
+            metrics_port += s.worker_port_offset + worker_index
+        self.status = StatusServer(m.listen_host, metrics_port, lambda: self.serving,
                                    self.backend.admin.healthy) if m.enabled else None
         self._group_collector = GroupCollector(self.coordinator)
         self.lag = LagCollector(self.coordinator, self.backend.admin, m.lag_interval_s, m.lag_max_partitions,
@@ -107,21 +111,35 @@ class Gateway:
         return protocol
 
     async def _bind(self) -> list[tuple[Listener, int]]:
-        loop = asyncio.get_running_loop()
+        """Every listener's server socket. A worker (workers.py) binds each listener's port shared with
+        the other workers, and a port of its own (the port + worker_port_offset + its index), which
+        it advertises: a client's later connections reach this very worker."""
         self._ssl_context = server_ssl_context(self.config) if any(li.tls for li in self.listeners) else None
         bound = []
+        offset = None if self.worker_index is None else self.config.server.worker_port_offset + self.worker_index
         for listener in self.listeners:
-            if listener.tls:
-                server = TlsServer(self._protocol_for(listener), listener.host, listener.port, self._ssl_context)
+            if offset is not None:
+                self.servers.append(await self._listen(listener, listener.port, shared=True))
+                own = await self._listen(listener, listener.port + offset)
+                self.servers.append(own)
+                port = own.sockets[0].getsockname()[1]
+                advertised = (listener.advertised_port or listener.port) + offset
             else:
-                server = await loop.create_server(self._protocol_for(listener), listener.host, listener.port,
-                                                  reuse_address=True, backlog=1024, start_serving=False)
-            self.servers.append(server)
-            port = server.sockets[0].getsockname()[1]
+                server = await self._listen(listener, listener.port)
+                self.servers.append(server)
+                port = server.sockets[0].getsockname()[1]
+                advertised = listener.advertised_port or port
             self.listeners[self.listeners.index(listener)] = listener = replace(
-                listener, port=port, advertised_port=listener.advertised_port or port)
+                listener, port=port, advertised_port=advertised)
             bound.append((listener, port))
         return bound
+
+    async def _listen(self, listener: Listener, port: int, shared: bool = False):
+        if listener.tls:
+            return TlsServer(self._protocol_for(listener), listener.host, port, self._ssl_context, reuse_port=shared)
+        return await asyncio.get_running_loop().create_server(
+            self._protocol_for(listener), listener.host, port, reuse_address=True, reuse_port=shared or None,
+            backlog=1024, start_serving=False)
 
     async def start(self) -> None:
         """Bind, join the fleet, load the groups this gateway coordinates, then serve."""
@@ -203,8 +221,21 @@ class Gateway:
         log.info("stopped")
 
 
-async def serve(config: Config) -> None:
-    gateway = Gateway(config)
+def raise_file_limit() -> None:
+    """Open files up to the hard limit: every client connection, Pulsar connection and reader is a
+    file descriptor, and a soft limit of 1,024 (a common default) would refuse the 1,000th client."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+    except (ImportError, ValueError, OSError) as exc:
+        log.warning("could not raise the open-file limit: %s", exc)
+
+
+async def serve(config: Config, worker_index: int | None = None) -> None:
+    raise_file_limit()
+    gateway = Gateway(config, worker_index)
     await gateway.start()
     # What start-up allocated (modules, codecs, config) lives as long as the process: out of the
     # collector's way, and young collections rarer. Every request allocates tasks and futures, and
@@ -219,10 +250,10 @@ async def serve(config: Config) -> None:
     await gateway.stop()
 
 
-def run(config: Config) -> None:
+def run(config: Config, worker_index: int | None = None) -> None:
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:  # uvloop is optional; the stdlib loop works, slower
         runner = asyncio.run
-    runner(serve(config))
+    runner(serve(config, worker_index))

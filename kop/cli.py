@@ -52,6 +52,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=["text", "json"], help="log_format: text lines or JSON objects")
     parser.add_argument("--metrics-listen", type=_host_port,
                         help="HOST:PORT of /metrics, /health and /ready (metrics.listen_*; port 0: any free one)")
+    parser.add_argument("--workers", type=int,
+                        help="gateway processes, each on its own core (server.workers; default 0: one per core)")
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set by the supervisor
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +100,7 @@ def _scram_add(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv_given = argv
     args = build_parser().parse_args(argv)
     if args.command == "scram":
         return _scram_add(args)
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "log_format": args.log_format,
         "metrics.listen_host": args.metrics_listen[0] if args.metrics_listen else None,
         "metrics.listen_port": args.metrics_listen[1] if args.metrics_listen else None,
+        "server.workers": args.workers,
     }
     try:
         config = load(args.config, overrides=overrides)
@@ -124,9 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return operate.check(config)
     from .app import run
+    from .workers import supervise, worker_count
 
     def serve(cfg) -> None:
-        run(cfg)
+        if args.worker_index is not None:
+            run(cfg, args.worker_index)
+        elif worker_count(cfg) > 1:
+            # The workers run `serve` with the same arguments (standalone's Pulsar is already up).
+            argv = ["serve", *(sys.argv[2:] if argv_given is None else argv_given[1:])]
+            supervise(cfg, argv, worker_count(cfg))
+        else:
+            run(cfg)
     try:
         if args.command == "standalone":
             return operate.standalone(config, serve)

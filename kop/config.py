@@ -58,6 +58,12 @@ class ServerConfig:
     listeners: str = ""
     # Advertised addresses of those listeners when they differ: "SASL_SSL://kafka.example.com:9094".
     advertised_listeners: str = ""
+    # Gateway processes (one Python process uses one core); 0: one per core. With more than one,
+    # every listener's port is shared by all of them (new connections spread over the workers), and
+    # worker i also listens on that port + worker_port_offset + i, which is what Metadata advertises
+    # for it: each worker is a member of the fleet, with partitions and groups spread over them.
+    workers: int = 0
+    worker_port_offset: int = 1000
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ def validate(cfg: Config, problems: list[str]) -> None:
     for name, port in (("server.listen_port", s.listen_port), ("server.advertised_port", s.advertised_port)):
         if not 0 <= port <= 65535:
             problems.append(f"{name}: {port} is not a TCP port")
+    if not 0 <= s.workers <= 256:
+        problems.append(f"server.workers: {s.workers} outside 0..256 (0: one per core)")
+    if not 1 <= s.worker_port_offset <= 60000:
+        problems.append(f"server.worker_port_offset: {s.worker_port_offset} outside 1..60000")
     if s.max_frame_size < 1024:
         problems.append(f"server.max_frame_size: {s.max_frame_size} is below 1024 bytes")
     if s.max_inflight_requests < 1:

@@ -74,6 +74,12 @@ def pulsar_reachable() -> bool:
         return False
 
 
+# The gateways of one test session form one fleet of their own: kop processes of anything else using
+# the same Pulsar (a developer's `make run`, another test run) would otherwise join it, and lead its
+# partitions or coordinate its groups.
+SYSTEM_NAMESPACE = f"public/__kop_test_{uuid.uuid4().hex[:8]}"
+
+
 class Gateway:
     """A kop process (`python -m kop.cli serve`) on a free port; its log is kept for assertions."""
 
@@ -93,7 +99,9 @@ class Gateway:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "Gateway":
-        env = {**os.environ, "KOP_METRICS_LISTEN_PORT": str(self.metrics_port), **self.env}
+        # One process: tests/integration/test_workers.py covers several workers.
+        env = {**os.environ, "KOP_METRICS_LISTEN_PORT": str(self.metrics_port), "KOP_SERVER_WORKERS": "1",
+               "KOP_PULSAR_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE, **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kop.cli", "serve", "--listen", f"127.0.0.1:{self.port}",

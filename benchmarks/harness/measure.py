@@ -21,7 +21,7 @@ SYSTEMS = {
 class Measurement:
     system: str        # a key of SYSTEMS
     client: str        # pulsar-perf, kafka-perf (ProducerPerformance / ConsumerPerformance), confluent-kafka, ...
-    phase: str         # produce, consume, e2e
+    phase: str         # produce, consume, ack (produce acknowledgements at a fixed rate), e2e
     size: int          # record value bytes
     partitions: int
     run: int
@@ -72,6 +72,7 @@ class Figure:
     target_rate: float = 0.0
     cpu: dict = field(default_factory=dict)  # median of each process's average
     notes: list[str] = field(default_factory=list)
+    p99_runs: dict = field(default_factory=dict)  # ack / e2e: run number -> p99 ms
 
 
 def medians(measurements: list[Measurement]) -> list[Figure]:
@@ -88,15 +89,16 @@ def medians(measurements: list[Measurement]) -> list[Figure]:
             fig.records_per_s = statistics.median(rates)
             fig.mib_per_s = fig.records_per_s * size / MIB
             fig.spread = (min(rates), max(rates))
-            if phase == "e2e":
+            if phase in ("e2e", "ack"):
                 fig.p50_ms = statistics.median(m.latency_ms["p50"] for m in good)
                 fig.p99_ms = statistics.median(m.latency_ms["p99"] for m in good)
                 fig.target_rate = good[0].target_rate
+                fig.p99_runs = {m.run: m.latency_ms["p99"] for m in good}
             names = {k for m in good for k in m.cpu}
             fig.cpu = {k: round(statistics.median(m.cpu[k]["avg"] for m in good if k in m.cpu), 1) for k in names}
         figures.append(fig)
     order = list(SYSTEMS)
-    figures.sort(key=lambda f: (-f.size, f.partitions, ["produce", "consume", "e2e"].index(f.phase),
+    figures.sort(key=lambda f: (-f.size, f.partitions, ["produce", "consume", "ack", "e2e"].index(f.phase),
                                 order.index(f.system), f.client))
     return figures
 

@@ -114,6 +114,11 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
+def tree_ticks(pid: int) -> int:
+    """CPU ticks (utime + stime) of a process and all its descendants."""
+    return _tree_ticks(pid, _children_map())
+
+
 def _tree_ticks(pid: int, kids: dict[int, list[int]]) -> int:
     total, stack = 0, [pid]
     while stack:

@@ -4,10 +4,12 @@ connections, and how much memory does it take with 1,000 partitions in use and 5
 Scaling uses confluent-kafka producers (one connection each; several producers in one process, fed
 round-robin) against kop's ``kafka`` entry format, 1 KiB records, acks=all.
 
-Memory starts a kop of its own, fills a 1,000-partition topic (20 records of 1 KiB per partition),
-opens 500 extra connections (each sends ApiVersions and a Metadata request for the topic, then
-stays open), then reads every partition with one consumer, so that kop holds a Pulsar producer and a
-reader per partition; kop's RSS is sampled throughout (baseline after start-up, peak, end).
+Scale (memory) starts a kop of its own (one worker), fills a 1,000-partition topic (20 records of 1
+KiB per partition), opens 10,000 extra connections from 20 loopback addresses (each sends
+ApiVersions and a Metadata request for the topic, then stays open), then reads every partition with
+one consumer, so that kop holds a Pulsar producer and a reader per partition; meanwhile an active
+client's produce-ack and end-to-end latency are measured as in the latency section; kop's RSS is
+sampled throughout (baseline after start-up, peak, end).
 """
 
 from __future__ import annotations
@@ -122,13 +124,17 @@ def _recv(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
+SOURCE_ADDRESSES = 20  # 127.0.0.1 .. 127.0.0.20: kop counts connections per client address
+
+
 def _idle_connections(port: int, topic: str, count: int) -> list[socket.socket]:
     """``count`` connections that each did ApiVersions v0 and Metadata v1 for ``topic``."""
     name = topic.encode()
     metadata_v1 = struct.pack(">i", 1) + struct.pack(">h", len(name)) + name
     socks = []
     for i in range(count):
-        s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30,
+                                     source_address=(f"127.0.0.{1 + i % SOURCE_ADDRESSES}", 0))
         s.sendall(_frame(18, 0, 1, b""))
         _read_frame(s)
         s.sendall(_frame(3, 1, 2, metadata_v1))
@@ -137,12 +143,15 @@ def _idle_connections(port: int, topic: str, count: int) -> list[socket.socket]:
     return socks
 
 
-def memory(logs: Path, quick: bool, entry_format: str = "kafka") -> dict:
+def memory(logs: Path, quick: bool, entry_format: str = "kafka", latency_rate: float = 0.0,
+           sampler: CpuSampler | None = None) -> dict:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-    partitions, conns, per_partition = (200, 100, 20) if quick else (1000, 500, 20)
+    partitions, conns, per_partition = (200, 1000, 20) if quick else (1000, 10_000, 20)
     out: dict = {"partitions": partitions, "connections": conns, "records_per_partition": per_partition,
                  "size": 1024, "entry_format": entry_format}
-    with Kop(entry_format, logs / f"kop-memory-{entry_format}.log") as kop:
+    # Kafka's own defaults would refuse the 10,000th connection from one address: room for the test.
+    limits = {"KOP_SERVER_MAX_CONNECTIONS": str(conns + 100), "KOP_SERVER_MAX_CONNECTIONS_PER_ADDRESS": "1000"}
+    with Kop(entry_format, logs / f"kop-memory-{entry_format}.log", workers=1, env=limits) as kop:
         pid = kop.proc.pid
         time.sleep(2)
         out["rss_start_mib"] = rss_mib(pid)
@@ -164,8 +173,12 @@ def memory(logs: Path, quick: bool, entry_format: str = "kafka") -> dict:
                 producer.produce(topic, payload, partition=p)
         left = producer.flush(300)
         out["produce_seconds"] = round(time.monotonic() - t0, 1)
+        t1 = time.monotonic()
         socks = _idle_connections(kop.port, topic, conns)
+        out["connect_seconds"] = round(time.monotonic() - t1, 1)
         out["rss_after_connections_mib"] = rss_mib(pid)
+        if latency_rate and sampler is not None:  # an active client while all that is held
+            out["latency"] = _active_client(kop, latency_rate, sampler)
         consumer = Consumer({"bootstrap.servers": kop.bootstrap, "group.id": f"memory-{uuid.uuid4().hex[:6]}",
                              "enable.auto.commit": False})
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
@@ -185,5 +198,21 @@ def memory(logs: Path, quick: bool, entry_format: str = "kafka") -> dict:
         delete_kafka_topics(kop.bootstrap, [topic])
     log(f"  memory: kop RSS {out['rss_start_mib']:.0f} MiB at start, {out['rss_peak_mib']:.0f} MiB peak with "
         f"{partitions} partitions and {conns} connections ({got}/{wanted} records read back)")
+    return out
+
+
+def _active_client(kop: Kop, rate: float, sampler: CpuSampler) -> dict:
+    """Produce-ack and end-to-end latency of one client, 1 KiB x 16 partitions, at ``rate``."""
+    from . import latency
+    out = {}
+    for phase in ("ack", "e2e"):
+        topic = f"scale-active-{phase}-{uuid.uuid4().hex[:6]}"
+        create_kafka_topic(kop.bootstrap, topic, 16)
+        ck.warm_up(kop.bootstrap, topic, 16, 1024)
+        m = Measurement("kop-scale", "confluent-kafka", phase, 1024, 16, 0)
+        latency.run(m, "kafka", kop.bootstrap, topic, rate, 8.0, sampler, kop.targets(), consume=phase == "e2e")
+        out[phase] = {"ok": m.ok, "rate": rate, "p50": m.latency_ms.get("p50"), "p99": m.latency_ms.get("p99"),
+                      "note": m.note[-200:]}
+        delete_kafka_topics(kop.bootstrap, [topic])
     return out
 

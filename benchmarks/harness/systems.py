@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 import urllib.request
 from pathlib import Path
 
@@ -84,13 +85,20 @@ class KafkaBroker:
         return {"server": (pids[0], None)} if pids else {}
 
 
+BENCH_SYSTEM_NAMESPACE = f"public/__kop_bench_{uuid.uuid4().hex[:6]}"
+
+
 class Kop:
     """One ``kop serve`` process on a free port, stopped with SIGTERM."""
 
     def __init__(self, entry_format: str, logfile: Path, extra_args: list[str] | None = None,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, workers: int = 0, metrics_port: int = 0) -> None:
+        """``workers``: kop's server.workers (0: one per core, kop's default); every gateway of a
+        bench run shares one system namespace of its own, away from any other kop on this Pulsar."""
         self.entry_format = entry_format
         self.port = free_port()
+        self.workers = workers
+        self.metrics_port = metrics_port
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.logfile = logfile
         self.extra_args = extra_args or []
@@ -102,9 +110,11 @@ class Kop:
         self._out = open(self.logfile, "w")
         cmd = [str(REPO / ".venv" / "bin" / "kop"), "serve", "--listen", self.bootstrap, "--entry-format",
                self.entry_format, "--pulsar-url", PULSAR_URL, "--admin-url", ADMIN_URL,
-               "--metrics-listen", "127.0.0.1:0", *self.extra_args]
+               "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--workers", str(self.workers),
+               *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, cwd=REPO,
-                                     env={**os.environ, **self.env})
+                                     env={**os.environ, "KOP_PULSAR_SYSTEM_NAMESPACE": BENCH_SYSTEM_NAMESPACE,
+                                          **self.env})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -129,8 +139,11 @@ class Kop:
         self._out.close()
 
     def targets(self) -> dict[str, tuple[int, int | None]]:
+        """The process tree (the workers too), and the event-loop thread when it is a single process."""
         assert self.proc
-        return {"server": (self.proc.pid, None), "server_loop": (self.proc.pid, self.proc.pid)}
+        if self.workers == 1:
+            return {"server": (self.proc.pid, None), "server_loop": (self.proc.pid, self.proc.pid)}
+        return {"server": (self.proc.pid, None)}
 
     def problems(self) -> list[str]:
         lines = self.logfile.read_text(errors="replace").splitlines()

@@ -212,7 +212,7 @@ def kafka_batch_of(metadata: dict, payload: bytes, singles: list[Single] | None,
 
 
 def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, skip: int = 0) -> bytes:
-    """The reference conversion, message by message (convert.py), built by aiokafka's codec."""
+    """The reference conversion, message by message (convert.py)."""
     publish_time = metadata.get("publish_time", 0)
     records = []
     for index in range(skip, len(singles)):
@@ -223,7 +223,43 @@ def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, 
             properties.setdefault("__kafka_key_b64", "1")  # Pulsar's own flag for a binary key
         records.append(pulsar_to_record(index - skip, singles[index].payload, fields.get("null_value", False),
                                         key, fields.get("event_time", 0), publish_time, properties))
-    return bytes(kafka_records.build_batch(records, base_offset=base_offset + skip))
+    section, first_ts, max_ts = encode_kafka_records(records)
+    return batch_from_records(section, base_offset + skip, len(records), first_ts, max_ts)
+
+
+def encode_kafka_records(records: list[Record]) -> tuple[bytes, int, int]:
+    """(records section, first timestamp, max timestamp) of a v2 batch: offset deltas as given,
+    timestamps relative to the first record's. aiokafka's builder would do, but it takes a first
+    timestamp of -1 for "none yet" and cannot encode an untimed record ahead of timed ones, which a
+    Pulsar entry may hold (a Kafka record stored with ``__kafka_ts=-1``)."""
+    first_ts = records[0].timestamp
+    max_ts = max(r.timestamp for r in records)
+    out = bytearray()
+    for r in records:
+        body = bytearray(b"\x00")  # attributes
+        _zigzag(body, r.timestamp - first_ts)
+        _zigzag(body, r.offset_delta)
+        _length_prefixed(body, r.key)
+        _length_prefixed(body, r.value)
+        _zigzag(body, len(r.headers))
+        for name, value in r.headers:
+            _length_prefixed(body, name.encode())
+            _length_prefixed(body, value)
+        _zigzag(out, len(body))
+        out += body
+    return bytes(out), first_ts, max_ts
+
+
+def _zigzag(out: bytearray, value: int) -> None:
+    write_varint(out, (value << 1) ^ (value >> 63))
+
+
+def _length_prefixed(out: bytearray, data: bytes | None) -> None:
+    if data is None:
+        _zigzag(out, -1)
+    else:
+        _zigzag(out, len(data))
+        out += data
 
 
 def batch_from_records(records: bytes, base_offset: int, count: int, first_ts: int, max_ts: int,

@@ -156,6 +156,10 @@ class PartitionLog:
                     continue
                 try:
                     await self._ensure_writer()
+                except KafkaError as exc:  # every batch waiting would meet the same refusal
+                    self._fail_ready((exc.code, -1, exc.message))
+                    continue
+                try:
                     if batch.idempotent and not self._recovered:
                         await self._recover()
                 except KafkaError as exc:
@@ -178,6 +182,13 @@ class PartitionLog:
             self._draining = None
         if self._queue and self._queue[0].ready:
             self._advance()
+
+    def _fail_ready(self, outcome: Outcome) -> None:
+        """Answer every queued batch up to the first place still waiting for its batch."""
+        while self._queue and self._queue[0].ready:
+            slot = self._queue.popleft()
+            if not slot.future.done():
+                slot.future.set_result(outcome)
 
     def _write(self, batch: Batch) -> asyncio.Future:
         """Check idempotence and write ``batch`` now; a future of its Outcome."""

@@ -91,11 +91,11 @@ class TlsServer:
     server closes such connections silently. Offers the parts of ``asyncio.Server`` kop uses."""
 
     def __init__(self, make_connection: Callable[[], asyncio.Protocol], host: str, port: int,
-                 context: ssl.SSLContext, timeout_s: float = 10.0) -> None:
+                 context: ssl.SSLContext, timeout_s: float = 10.0, reuse_port: bool = False) -> None:
         self._make_connection = make_connection
         self._context = context
         self._timeout_s = timeout_s
-        sock = socket.create_server((host, port), backlog=1024)
+        sock = socket.create_server((host, port), backlog=1024, reuse_port=reuse_port)
         sock.setblocking(False)
         self.sockets = [sock]
         self._task: asyncio.Task | None = None

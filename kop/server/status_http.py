@@ -33,10 +33,15 @@ class StatusServer:
     """``listeners_up()`` says whether the Kafka listeners serve; ``pulsar_ok()`` checks Pulsar."""
 
     def __init__(self, host: str, port: int, listeners_up: Callable[[], bool],
-                 pulsar_ok: Callable[[], Awaitable[bool]]) -> None:
+                 pulsar_ok: Callable[[], Awaitable[bool]],
+                 metrics_source: Callable[[], Awaitable[bytes]] | None = None, checked: str = "pulsar") -> None:
+        """``metrics_source`` replaces this process's registry (the workers' supervisor merges
+        theirs); ``checked`` names what ``pulsar_ok`` checks in the /ready answer."""
         self.host, self.port = host, port
         self._listeners_up = listeners_up
         self._pulsar_ok = pulsar_ok
+        self._metrics_source = metrics_source
+        self._checked = checked
         self._server: asyncio.base_events.Server | None = None
         self._pulsar_checked = (0.0, False, "not checked yet")  # (monotonic time, ok, detail)
         self._checking: asyncio.Future | None = None
@@ -78,7 +83,8 @@ class StatusServer:
             return 405, "text/plain", b"only GET and HEAD\n"
         path = path.split("?", 1)[0]
         if path == "/metrics":
-            return 200, CONTENT_TYPE_LATEST, generate_latest(metrics.REGISTRY)
+            body = await self._metrics_source() if self._metrics_source else generate_latest(metrics.REGISTRY)
+            return 200, CONTENT_TYPE_LATEST, body
         if path == "/health":
             return 200, "text/plain", b"ok\n"
         if path == "/ready":
@@ -95,12 +101,13 @@ class StatusServer:
             await asyncio.shield(self._checking)
             _, pulsar, why = self._pulsar_checked
         return listeners and pulsar, {"ready": listeners and pulsar, "listeners": "up" if listeners else "down",
-                                      "pulsar": why}
+                                      self._checked: why}
 
     async def _check_pulsar(self) -> None:
         try:
             ok = await asyncio.wait_for(self._pulsar_ok(), 10)
-            why = "ok" if ok else "unhealthy (admin brokers/health did not answer ok)"
+            why = "ok" if ok else ("unhealthy (admin brokers/health did not answer ok)" if self._checked == "pulsar"
+                                   else "not ready")
         except Exception as exc:  # unreachable, timeout: the probe says so, kop goes on
             ok, why = False, f"unreachable: {type(exc).__name__}: {exc}"
         self._pulsar_checked = (time.monotonic(), ok, why)

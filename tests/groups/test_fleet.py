@@ -25,7 +25,7 @@ from group_client_members import (ConfluentMember, KafkaPythonMember, Tally, com
 from kafka.protocol.metadata import FindCoordinatorRequest, FindCoordinatorResponse
 from kop.groups.offsets_format import partition_for
 from kop.mapping.placement import derive_node_id, offsets_partition_key, place
-from support import RawClient, admin, unique
+from support import SYSTEM_NAMESPACE, RawClient, admin, unique
 
 pytestmark = [pytest.mark.pulsar, pytest.mark.timeout(240)]
 FLEET = {"KOP_GROUPS_INITIAL_REBALANCE_DELAY_MS": "300", "KOP_CLUSTER_HANDOVER_DELAY_S": "1"}
@@ -38,7 +38,7 @@ def node(gw) -> int:
 
 def holders() -> dict[int, list[int]]:
     """Node ids of the producers on each __offsets partition, as Pulsar's stats show them."""
-    status, stats = admin("persistent/public/__kop/__offsets/partitioned-stats?perPartition=true")
+    status, stats = admin(f"persistent/{SYSTEM_NAMESPACE}/__offsets/partitioned-stats?perPartition=true")
     assert status == 200, stats
     out: dict[int, list[int]] = {}
     for name, part in stats["partitions"].items():
