@@ -45,9 +45,12 @@ def one_round(tree: Path, requests: int) -> tuple[float, float]:
     port = _free_port()
     args = [sys.executable, "-m", "kop.cli", "serve", "--listen", f"127.0.0.1:{port}"]
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    if "--metrics-listen" in subprocess.run(args[:3] + ["serve", "--help"], cwd=tree, env=env,
-                                            capture_output=True, text=True).stdout:
+    help_text = subprocess.run(args[:3] + ["serve", "--help"], cwd=tree, env=env, capture_output=True, text=True).stdout
+    if "--metrics-listen" in help_text:
         args += ["--metrics-listen", "127.0.0.1:0"]
+    if "--workers" in help_text:  # one process: the CPU of one gateway, not of a supervisor and its workers
+        args += ["--workers", "1"]
+    env["KOP_PULSAR_SYSTEM_NAMESPACE"] = f"public/__kop_cpu_{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(args, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

@@ -23,7 +23,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .. import metrics
 from ..mapping import offsets
@@ -61,14 +61,39 @@ class Batch:
         return self.header.producer_id >= 0
 
 
+Done = Callable[[Outcome], None]
+
+
 class Slot:
     """A place in the partition's write order, taken before the batch is known."""
-    __slots__ = ("batch", "future", "ready")
+    __slots__ = ("batch", "done", "ready", "answered")
 
-    def __init__(self, future: asyncio.Future) -> None:
+    def __init__(self, done: Done) -> None:
         self.batch: Batch | None = None
-        self.future = future  # of an Outcome
+        self.done = done
         self.ready = False  # filled or cancelled
+        self.answered = False
+
+    def answer(self, outcome: Outcome) -> None:
+        if not self.answered:
+            self.answered = True
+            _call(self.done, outcome)
+
+
+class _InFlight:
+    """An idempotent batch being written: what its duplicates wait for (idempotence.py keeps it
+    until the receipt replaces it by the base offset)."""
+    __slots__ = ("outcome", "waiters")
+
+    def __init__(self) -> None:
+        self.outcome: Outcome | None = None
+        self.waiters: list[Done] = []
+
+    def settle(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        waiters, self.waiters = self.waiters, []
+        for done in waiters:
+            _call(done, outcome)
 
 
 class PartitionLog:
@@ -98,17 +123,24 @@ class PartitionLog:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, batch: Batch) -> asyncio.Future:
-        """Write ``batch`` after everything appended before it; a future of its :data:`Outcome`."""
+    def submit(self, batch: Batch, done: Done) -> None:
+        """Write ``batch`` after everything submitted before it; ``done`` gets its :data:`Outcome`
+        (within the step of the receipt; possibly before this returns)."""
         if not self._queue and self._can_write(batch):
-            return self._write(batch)
-        slot = self.reserve()
+            self._write(batch, done)
+            return
+        slot = self.reserve(done)
         self.fill(slot, batch)
-        return slot.future
 
-    def reserve(self) -> Slot:
+    def append(self, batch: Batch) -> asyncio.Future:
+        """:meth:`submit` with a future of the :data:`Outcome`."""
+        future = asyncio.get_running_loop().create_future()
+        self.submit(batch, lambda outcome: future.done() or future.set_result(outcome))
+        return future
+
+    def reserve(self, done: Done) -> Slot:
         """Take the next place in write order now, for a batch still being checked."""
-        slot = Slot(asyncio.get_running_loop().create_future())
+        slot = Slot(done)
         self._queue.append(slot)
         return slot
 
@@ -119,8 +151,7 @@ class PartitionLog:
     def cancel(self, slot: Slot, outcome: Outcome) -> None:
         """The batch of ``slot`` was refused before writing: its place is given up."""
         slot.ready = True
-        if not slot.future.done():
-            slot.future.set_result(outcome)
+        slot.answer(outcome)
         self._advance()
 
     def _can_write(self, batch: Batch) -> bool:
@@ -135,7 +166,7 @@ class PartitionLog:
         queue = self._queue
         while queue and queue[0].ready:
             slot = queue[0]
-            if slot.batch is None or slot.future.done():  # cancelled
+            if slot.batch is None or slot.answered:  # cancelled
                 queue.popleft()
                 continue
             if not self._can_write(slot.batch):
@@ -143,7 +174,7 @@ class PartitionLog:
                     self._draining = asyncio.ensure_future(self._drain())
                 return
             queue.popleft()
-            _chain(self._write(slot.batch), slot.future)
+            self._write(slot.batch, slot.answer)
 
     async def _drain(self) -> None:
         """Makes the head slot writable (writer, recovery, room), then writes what it can."""
@@ -151,7 +182,7 @@ class PartitionLog:
             while self._queue and self._queue[0].ready:
                 slot = self._queue[0]
                 batch = slot.batch
-                if batch is None or slot.future.done():
+                if batch is None or slot.answered:
                     self._queue.popleft()
                     continue
                 try:
@@ -164,19 +195,17 @@ class PartitionLog:
                         await self._recover()
                 except KafkaError as exc:
                     self._queue.popleft()
-                    if not slot.future.done():
-                        slot.future.set_result((exc.code, -1, exc.message))
+                    slot.answer((exc.code, -1, exc.message))
                     continue
                 if not self._can_write(batch):  # the in-flight bound: wait for a receipt
                     self._room = asyncio.get_running_loop().create_future()
                     await self._room
                     continue
                 self._advance()
-        except Exception:  # a slot's future must never be left pending
+        except Exception:  # a slot must never be left unanswered
             log.exception("writing to %s", self.url)
             for slot in self._queue:
-                if not slot.future.done():
-                    slot.future.set_result((ErrorCode.UNKNOWN_SERVER_ERROR, -1, "unexpected failure"))
+                slot.answer((ErrorCode.UNKNOWN_SERVER_ERROR, -1, "unexpected failure"))
             self._queue.clear()
         finally:
             self._draining = None
@@ -186,65 +215,65 @@ class PartitionLog:
     def _fail_ready(self, outcome: Outcome) -> None:
         """Answer every queued batch up to the first place still waiting for its batch."""
         while self._queue and self._queue[0].ready:
-            slot = self._queue.popleft()
-            if not slot.future.done():
-                slot.future.set_result(outcome)
+            self._queue.popleft().answer(outcome)
 
-    def _write(self, batch: Batch) -> asyncio.Future:
-        """Check idempotence and write ``batch`` now; a future of its Outcome."""
-        loop = asyncio.get_running_loop()
+    def _write(self, batch: Batch, done: Done) -> None:
+        """Check idempotence and write ``batch`` now; ``done`` gets its Outcome."""
         header = batch.header
         producer_id = header.producer_id
+        in_flight = None
         if producer_id >= 0:
             first_seq = header.base_sequence
             last_seq = last_sequence(first_seq, header.records_count)
             verdict, original = self.producers.check(producer_id, header.producer_epoch, first_seq, last_seq)
             if verdict is Verdict.DUPLICATE:
-                if isinstance(original, asyncio.Future):
-                    return original  # the original's Outcome, whenever it comes
-                return _done(loop, (ErrorCode.NONE, original, ""))
+                if isinstance(original, _InFlight):  # the original's Outcome, whenever it comes
+                    if original.outcome is None:
+                        original.waiters.append(done)
+                    else:
+                        _call(done, original.outcome)
+                else:
+                    _call(done, (ErrorCode.NONE, original, ""))
+                return
             if verdict is Verdict.FENCED:
-                return _done(loop, (ErrorCode.INVALID_PRODUCER_EPOCH, -1, "stale producer epoch"))
+                _call(done, (ErrorCode.INVALID_PRODUCER_EPOCH, -1, "stale producer epoch"))
+                return
             if verdict is Verdict.OUT_OF_ORDER:
-                return _done(loop, (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, f"unexpected sequence {first_seq}"))
-        result = loop.create_future()
+                _call(done, (ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, -1, f"unexpected sequence {first_seq}"))
+                return
+            in_flight = _InFlight()
+            self.producers.register(producer_id, header.producer_epoch, first_seq, last_seq, in_flight)
         self._pending_records += header.records_count
         self._pending_bytes += header.size
         try:
-            sent = self.writer.write(batch.entry, header.records_count)
-        except Exception as exc:
-            sent = loop.create_future()
-            sent.set_exception(exc)
-        if producer_id >= 0:
-            self.producers.register(producer_id, header.producer_epoch, header.base_sequence,
-                                    last_sequence(header.base_sequence, header.records_count), result)
-        sent.add_done_callback(lambda f: self._written(f, batch, result))
-        return result
+            self.writer.write(batch.entry, header.records_count,
+                              lambda result: self._written(result, batch, done, in_flight))
+        except Exception as exc:  # noqa: BLE001 - answered as a failed write
+            self._written(exc, batch, done, in_flight)
 
-    def _written(self, sent: asyncio.Future, batch: Batch, result: asyncio.Future) -> None:
+    def _written(self, result, batch: Batch, done: Done, in_flight: _InFlight | None) -> None:
         header = batch.header
         self._pending_records -= header.records_count
         self._pending_bytes -= header.size
         if self._room is not None and not self._room.done():
             self._room.set_result(None)
-        if sent.cancelled() or sent.exception() is not None:
-            exc = sent.exception() if not sent.cancelled() else asyncio.CancelledError()
+        if isinstance(result, BaseException):
             if header.producer_id >= 0:
                 self.producers.forget(header.producer_id, header.base_sequence)
-            error = kafka_error_of(exc)
+            error = kafka_error_of(result)
             log.warning("produce to %s failed: %s", self.url, error)
             outcome = (error.code, -1, error.message)
         else:
-            appended = sent.result()
             if header.producer_id >= 0:
-                self.producers.settle(header.producer_id, header.base_sequence, appended.base_offset)
-            end = appended.base_offset + appended.records
+                self.producers.settle(header.producer_id, header.base_sequence, result.base_offset)
+            end = result.base_offset + result.records
             if end > self.high_watermark:
                 self.high_watermark = end
             metrics.produced(self.topic, header.size, header.records_count, self.backend.entry_format)
-            outcome = (ErrorCode.NONE, appended.base_offset, "")
-        if not result.done():
-            result.set_result(outcome)
+            outcome = (ErrorCode.NONE, result.base_offset, "")
+        if in_flight is not None:
+            in_flight.settle(outcome)
+        _call(done, outcome)
 
     async def _ensure_writer(self) -> None:
         if self.writer is not None and not self.writer.failed:
@@ -283,8 +312,7 @@ class PartitionLog:
         if self._draining is not None:
             self._draining.cancel()
         for slot in self._queue:
-            if not slot.future.done():
-                slot.future.set_result((ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, "partition closed"))
+            slot.answer((ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, "partition closed"))
         self._queue.clear()
         if self.writer is not None:
             await self.writer.close()
@@ -306,17 +334,9 @@ class PartitionLog:
         self.backend.release_reader(reader, failed)
 
 
-def _done(loop: asyncio.AbstractEventLoop, outcome: Outcome) -> asyncio.Future:
-    future = loop.create_future()
-    future.set_result(outcome)
-    return future
-
-
-def _chain(source: asyncio.Future, target: asyncio.Future) -> None:
-    def copy(f: asyncio.Future) -> None:
-        if not target.done():
-            target.set_result(f.result() if not f.cancelled() else (ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, "cancelled"))
-    if source.done():
-        copy(source)
-    else:
-        source.add_done_callback(copy)
+def _call(done: Done, outcome: Outcome) -> None:
+    """A batch's callback; one that raises must not stop the partition's writes."""
+    try:
+        done(outcome)
+    except Exception:
+        log.exception("a produce callback failed")

@@ -72,7 +72,7 @@ class PulsarBackend(OffsetLookups):
                                            config.pulsar.operation_timeout_s)
         self._partitions: dict[str, tuple[float, int]] = {}
         self._count_lookups: dict[str, asyncio.Future] = {}
-        self._logs: dict[str, PartitionLog] = {}
+        self._logs: dict[tuple[str, int], PartitionLog] = {}  # by (Kafka topic, partition)
         self.readers = ReaderCache(config.fetch.max_readers_per_partition, config.fetch.max_readers)
         self._janitor: asyncio.Task | None = None
         self._pid_producer: PartitionWriter | None = None
@@ -167,7 +167,7 @@ class PulsarBackend(OffsetLookups):
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {topic!r} does not exist")
         for partition in range(count):
             url = partition_topic(self.namespace, topic, partition).url
-            await self._drop_partition(url)
+            await self._drop_partition(topic, partition, url)
         try:
             await self.admin.delete_partitioned_topic(self.partitioned(topic))
         except Exception as exc:
@@ -213,8 +213,8 @@ class PulsarBackend(OffsetLookups):
                 continue
         return topics
 
-    async def _drop_partition(self, url: str) -> None:
-        partition_log = self._logs.pop(url, None)
+    async def _drop_partition(self, topic: str, partition: int, url: str) -> None:
+        partition_log = self._logs.pop((topic, partition), None)
         if partition_log is not None:
             await partition_log.close()
         self.readers.forget_partition(url)
@@ -236,18 +236,18 @@ class PulsarBackend(OffsetLookups):
     def partition_log(self, topic: str, partition: int) -> PartitionLog:
         """The log of a partition (created on first use; synchronous, so a request takes its place in
         the partition's write order on arrival)."""
-        url = partition_topic(self.namespace, topic, partition).url
-        found = self._logs.get(url)
+        found = self._logs.get((topic, partition))
         if found is None:
-            found = self._logs[url] = PartitionLog(self, topic, partition)
+            found = self._logs[(topic, partition)] = PartitionLog(self, topic, partition)
         return found
 
     def discard_if_unused(self, partition_log: PartitionLog) -> None:
         """Forget a log that holds nothing: a Produce naming a partition that does not exist still
         took a place there (in arrival order, before the check), and a log per name a client ever
         sent would grow without bound (found by the fuzzer)."""
-        if partition_log.unused and self._logs.get(partition_log.url) is partition_log:
-            del self._logs[partition_log.url]
+        key = (partition_log.topic, partition_log.partition)
+        if partition_log.unused and self._logs.get(key) is partition_log:
+            del self._logs[key]
 
     async def open_writer(self, url: str) -> PartitionWriter:
         try:
@@ -304,7 +304,7 @@ class PulsarBackend(OffsetLookups):
             url = PulsarTopic(self.system_namespace, "__kop_producer_ids").url
             self._pid_producer = await self.open_writer(url)
         try:
-            appended = await self._pid_producer.write(Entry(kafka_entry_metadata(1, 0), b"pid", 1), 1)
+            appended = await self._pid_producer.send(Entry(kafka_entry_metadata(1, 0), b"pid", 1), 1)
         except WriteFailed as exc:
             raise kafka_error_of(exc) from exc
         return appended.base_offset >> offsets.BATCH_BITS

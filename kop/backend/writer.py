@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from ..mapping import offsets
 from .batch_codec import Entry
@@ -42,30 +43,28 @@ class PartitionWriter:
     def failed(self) -> bool:
         return self.producer.failed is not None or self.producer.closed
 
-    def write(self, entry: Entry, records_count: int) -> asyncio.Future:
-        """Write one entry now (synchronously); the future gives its :class:`Appended`."""
-        return _appended(self.producer.send(entry.metadata, entry.payload, entry.num_messages), records_count)
+    def write(self, entry: Entry, records_count: int, done: Callable[[Appended | Exception], None]) -> None:
+        """Write one entry now (synchronously); ``done`` gets its :class:`Appended` or the error."""
+        def receipt(result) -> None:
+            if isinstance(result, Exception):
+                done(result)
+            else:
+                ledger, entry_id = result
+                done(Appended(offsets.pack(ledger, entry_id, 0), ledger, entry_id, records_count))
+        self.producer.write(entry.metadata, entry.payload, entry.num_messages, receipt)
+
+    def send(self, entry: Entry, records_count: int) -> asyncio.Future:
+        """:meth:`write` with a future of the :class:`Appended`."""
+        future = asyncio.get_running_loop().create_future()
+
+        def done(result) -> None:
+            if not future.done():
+                future.set_exception(result) if isinstance(result, Exception) else future.set_result(result)
+        self.write(entry, records_count, done)
+        return future
 
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self.producer.close(), 10)
         except Exception as exc:  # closing is best effort; the broker drops it with the connection
             log.debug("closing producer on %s: %r", self.topic_url, exc)
-
-
-def _appended(sent: asyncio.Future, records: int) -> asyncio.Future:
-    """The entry's receipt as an :class:`Appended` (completed in the receipt's own loop step)."""
-    result = asyncio.get_running_loop().create_future()
-
-    def done(f: asyncio.Future) -> None:
-        if result.done():
-            return
-        if f.cancelled():
-            result.cancel()
-        elif f.exception() is not None:
-            result.set_exception(f.exception())
-        else:
-            ledger, entry = f.result()
-            result.set_result(Appended(offsets.pack(ledger, entry, 0), ledger, entry, records))
-    sent.add_done_callback(done)
-    return result

@@ -19,19 +19,17 @@ from kop.protocol.records import BatchHeader
 
 
 class Writer:
-    """Keeps each write's future; the test delivers the receipts."""
+    """Keeps each write's callback; the test delivers the receipts."""
 
     def __init__(self) -> None:
-        self.written: list[tuple[bytes, asyncio.Future]] = []
+        self.written: list[tuple[bytes, object]] = []
         self.failed = False
 
-    def write(self, entry: Entry, records_count: int) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self.written.append((entry.payload, future))
-        return future
+    def write(self, entry: Entry, records_count: int, done) -> None:
+        self.written.append((entry.payload, done))
 
     def receipt(self, index: int) -> None:
-        self.written[index][1].set_result(Appended(offsets.pack(5, index, 0), 5, index, 1))
+        self.written[index][1](Appended(offsets.pack(5, index, 0), 5, index, 1))
 
     async def close(self) -> None:
         pass
@@ -88,9 +86,10 @@ async def test_a_reserved_place_keeps_its_turn():
     backend = Backend()
     log = PartitionLog(backend, "t", 0)
     await log._ensure_writer()
-    slot = log.reserve()  # a request whose topic's partition count is being looked up
+    outcomes: dict[str, tuple] = {}
+    slot = log.reserve(lambda o: outcomes.setdefault("first", o))  # its topic's partition count is being looked up
     later = log.append(batch(b"later"))
-    cancelled = log.reserve()
+    cancelled = log.reserve(lambda o: outcomes.setdefault("cancelled", o))
     last = log.append(batch(b"last"))
     await settle()
     assert backend.writer.written == [], "a later batch overtook a reserved place"
@@ -98,7 +97,7 @@ async def test_a_reserved_place_keeps_its_turn():
     log.cancel(cancelled, (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, "gone"))
     await settle()
     assert [p for p, _ in backend.writer.written] == [b"first", b"later", b"last"]
-    assert cancelled.future.result()[0] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert outcomes["cancelled"][0] == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION and "first" not in outcomes
     assert not later.done() and not last.done()
 
 
@@ -144,7 +143,7 @@ async def test_a_failed_write_is_a_retriable_error_and_its_retry_is_written():
     await log._ensure_writer()
     log._recovered = True
     failed = log.append(batch(b"x", producer_id=3, sequence=0))
-    backend.writer.written[0][1].set_exception(WireError("Timeout", "no receipt"))
+    backend.writer.written[0][1](WireError("Timeout", "no receipt"))
     await settle()
     assert failed.result()[0] == ErrorCode.REQUEST_TIMED_OUT
     log.append(batch(b"x", producer_id=3, sequence=0))
