@@ -20,7 +20,9 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.protocol.admin import (AlterConfigsRequest, AlterConfigsResponse, CreatePartitionsRequest,
+from kafka.protocol.admin import (AlterConfigsRequest, AlterConfigsResponse, CreateAclsRequest, CreateAclsResponse,
+                                  CreatePartitionsRequest, DeleteAclsRequest, DeleteAclsResponse,
+                                  DescribeAclsRequest, DescribeAclsResponse,
                                   CreatePartitionsResponse, DescribeClusterRequest, DescribeClusterResponse,
                                   DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
                                   IncrementalAlterConfigsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
@@ -75,6 +77,9 @@ CODECS: dict[int, tuple[Any, Any]] = {
         (AlterConfigsRequest, AlterConfigsResponse),
         (IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse),
         (DescribeClusterRequest, DescribeClusterResponse),
+        (DescribeAclsRequest, DescribeAclsResponse),
+        (CreateAclsRequest, CreateAclsResponse),
+        (DeleteAclsRequest, DeleteAclsResponse),
     ]
 }
 

@@ -313,11 +313,28 @@ def _group_request(api_key: int):
     if api_key == 60:
         return DescribeClusterRequest(include_cluster_authorized_operations=False, endpoint_type=1,
                                       include_fenced_brokers=False)
+    if api_key in (29, 30, 31):
+        return _acl_request(api_key)
     if api_key == 47:
         D = OffsetDeleteRequest
         return D(group_id="g", topics=[D.OffsetDeleteRequestTopic(name="orders", partitions=[
             D.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=2)])])
     raise AssertionError(api_key)
+
+
+def _acl_request(api_key: int):
+    from kafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
+    if api_key == 29:  # every ACL (resource type ANY = 1, pattern ANY = 1, operation/permission ANY = 1)
+        return DescribeAclsRequest(resource_type_filter=1, resource_name_filter=None, pattern_type_filter=1,
+                                   principal_filter=None, host_filter=None, operation=1, permission_type=1)
+    if api_key == 30:
+        C = CreateAclsRequest
+        return C(creations=[C.AclCreation(resource_type=2, resource_name="orders", resource_pattern_type=3,
+                                          principal="User:alice", host="*", operation=3, permission_type=3)])
+    D = DeleteAclsRequest
+    return D(filters=[D.DeleteAclsFilter(resource_type_filter=2, resource_name_filter="orders",
+                                         pattern_type_filter=3, principal_filter=None, host_filter=None,
+                                         operation=1, permission_type=1)])
 
 
 def encode_request(api_key: int, version: int, correlation_id: int = 7, client_id: str | None = "client-1"):
@@ -551,7 +568,7 @@ def test_is_flexible_matches_kafka_schemas():
 
 
 def test_codecs_cover_the_served_apis():
-    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 32, 33, 36, 37, 42, 44, 47, 60}
+    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 29, 30, 31, 32, 33, 36, 37, 42, 44, 47, 60}
     for api_key, (req, resp) in CODECS.items():
         assert req.API_KEY == resp.API_KEY == api_key
         assert req.is_request() and not resp.is_request()
@@ -581,7 +598,7 @@ def test_registry_serves_only_versions_the_codec_knows(registry):
 
 
 def test_registry_has_the_documented_apis(registry):
-    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 32, 33, 36, 37, 42, 44, 47, 60}
+    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22, 29, 30, 31, 32, 33, 36, 37, 42, 44, 47, 60}
     assert registry[0].advertised_min == 0  # Produce advertised from 0 (librdkafka compression)
     assert registry[18].min_version == 0
 
