@@ -13,9 +13,11 @@ STAMP  := $(VENV)/.installed-$(PYPROJECT_HASH)
 PYTEST_ARGS ?=
 ARGS ?=
 BENCH_ARGS ?=
+# `make conformance CONFORMANCE_ARGS='--targets kop-pulsar --suites franz-go --no-write'` narrows it down.
+CONFORMANCE_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed-$(PYPROJECT_HASH)
 
-.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-faults test-unit bench clean
+.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-faults test-unit conformance bench clean
 
 help: ## list the targets
 	@echo "kop make targets:"
@@ -61,6 +63,9 @@ $(BENCH_STAMP): pyproject.toml setup.py kop/_batch_codec.c
 
 test-faults: install kafka-tools ## the fault tests alone, in full: kill -9/SIGTERM, Pulsar restart, unloads, 1,000,000 fuzzed frames (~20-60 min)
 	FUZZ_FRAMES=$${FUZZ_FRAMES:-1000000} scripts/test.sh -s tests/faults $(PYTEST_ARGS)
+
+conformance: install kafka-tools ## clients' own suites (franz-go, librdkafka, kafka-python, Kafka's) vs kop and Kafka 4.1.2: docs/compatibility.md (~30 min)
+	PYTHONPATH=scripts $(VENV)/bin/python -m conformance run $(CONFORMANCE_ARGS)
 
 test-unit: install ## unit tests only (tests/unit, no Pulsar)
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)

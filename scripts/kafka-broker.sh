@@ -11,6 +11,8 @@
 #   KOP_KAFKA_RUN_DIR   data, config, log and pid (default <repo>/.run/kafka)
 #   KOP_KAFKA_PORT      client port on 127.0.0.1 (default 19092; the controller uses port + 1)
 #   KAFKA_BROKER_HEAP   broker heap (default 1g)
+#   KAFKA_BROKER_EXTRA_CONF  more server.properties lines, whitespace-separated and appended (a
+#                       later key wins), e.g. "num.partitions=4" (`make conformance`)
 #
 # Kafka's defaults are kept where they matter for a comparison: acks=all with one replica is
 # acknowledged once the batch is in the page cache (Kafka does not fsync per write by default,
@@ -44,6 +46,9 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+  if [ -n "${KAFKA_BROKER_EXTRA_CONF:-}" ]; then
+    printf '%s\n' $KAFKA_BROKER_EXTRA_CONF >>"$run_dir/server.properties"
+  fi
 }
 
 start() {
@@ -93,5 +98,5 @@ case "${1:-}" in
   wait) wait_up ;;
   stop) stop ;;
   status) answering ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

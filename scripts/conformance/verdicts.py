@@ -1,0 +1,114 @@
+"""Classify every test whose outcome on kop differs from its outcome on Kafka.
+
+A difference is one of:
+
+- ``known deviation``: kop differs from Kafka on purpose or for a documented reason, each named in
+  DEVIATIONS with the README section that explains it (and the issue that will remove it, if any).
+  KNOWN maps the tests to them; every entry was checked against the test's own failure output
+  (docs/compatibility.md shows that output), not assumed from the test's name.
+- ``open defect``: fails (or skips) on kop and passes on Kafka with no documented reason: kop's bug.
+- ``flaky``: failed once and passed on its second try somewhere, and failed hard nowhere.
+- ``fails on Kafka``: fails against the reference broker too (on this machine, with this broker's
+  settings), so it says nothing about kop.
+- ``skipped on Kafka``, ``not run everywhere``: no comparison possible.
+
+Tests whose outcome is the same on every target get ``same``.
+"""
+
+from __future__ import annotations
+
+from . import FAIL, FLAKY, NOT_RUN, PASS, SKIP, TIMEOUT
+
+README_KNOWN = "../README.md#known-differences-from-apache-kafka"
+
+DEVIATIONS = {
+    "packed-offsets": {
+        "title": "offsets are packed Pulsar positions, not contiguous (issue 17)",
+        "readme": README_KNOWN,
+        "issue": 17,
+    },
+    "transactions": {
+        "title": "no transactions (issue 18)",
+        "readme": README_KNOWN,
+        "issue": 18,
+    },
+    "kip-848": {
+        "title": "no KIP-848 (next-generation) consumer groups",
+        "readme": README_KNOWN,
+        "issue": None,
+    },
+    "replicas-are-pulsars": {
+        "title": "one replica per partition in Metadata; replicas, log dirs and the KRaft quorum are "
+                 "Pulsar's (BookKeeper's) business, so the APIs managing them are not served",
+        "readme": README_KNOWN,
+        "issue": None,
+    },
+    "broker-configs": {
+        "title": "broker configs are read-only and only four are shown (README: Topic configs are Pulsar policies)",
+        "readme": "../README.md#topic-configs-are-pulsar-policies",
+        "issue": None,
+    },
+    "no-acls": {
+        "title": "no Kafka ACLs: Pulsar's own authorization decides (README: Security and tenancy)",
+        "readme": "../README.md#security-and-tenancy",
+        "issue": None,
+    },
+}
+
+# (suite, test) -> deviation; a test listed by its top-level name covers its subtests.
+KNOWN = {
+    ("franz-go", "TestGroupETL"): "packed-offsets",
+    ("franz-go", "TestAddRemovePartitions"): "packed-offsets",
+    ("franz-go", "TestTxnEtl"): "transactions",
+    ("librdkafka", "0015"): "packed-offsets",
+    ("librdkafka", "0029"): "packed-offsets",
+    ("librdkafka", "0031"): "packed-offsets",
+    ("librdkafka", "0034"): "packed-offsets",
+    ("librdkafka", "0054"): "packed-offsets",
+    ("librdkafka", "0130"): "packed-offsets",
+    ("librdkafka", "0137"): "packed-offsets",
+    ("kafka-python", "test_producer_integration::test_transactional_producer_messages"): "transactions",
+    ("kafka-python", "test_producer_integration::test_transactional_producer_offsets"): "transactions",
+    # kafka-python: asserts offsets 0, 1, 2, ... or a position of 10 after 10 records.
+    **{("kafka-python", f"test_producer_integration::test_kafka_producer_proper_record_metadata[{codec}]"):
+       "packed-offsets" for codec in ("None", "gzip", "snappy", "lz4", "zstd")},
+    ("kafka-python", "test_producer_integration::test_idempotent_producer_high_throughput"): "packed-offsets",
+    ("kafka-python", "test_consumer_integration::test_kafka_consumer_position_after_seek_to_end"): "packed-offsets",
+    # kafka-python admin tests of APIs that manage replicas, log dirs and the controller quorum.
+    **{("kafka-python", f"test_admin_integration::{name}"): "replicas-are-pulsars" for name in (
+        "test_elect_leaders", "test_describe_log_dirs", "test_alter_replica_log_dirs",
+        "test_describe_metadata_quorum", "test_alter_partition_reassignments",
+        "test_list_partition_reassignments")},
+    ("kafka-python", "test_admin_integration::test_describe_configs_broker_resource_returns_configs"): "broker-configs",
+    ("kafka-python", "test_admin_integration::test_describe_configs_mixed_resources_returns_configs"): "broker-configs",
+}
+
+GOOD = (PASS, FLAKY)
+BAD = (FAIL, TIMEOUT)
+
+
+def known_deviation(suite: str, test: str) -> str | None:
+    if "/848" in test:                       # franz-go's KIP-848 variants skip themselves on kop
+        return "kip-848"
+    return KNOWN.get((suite, test)) or KNOWN.get((suite, test.split("/")[0]))
+
+
+def classify(suite: str, test: str, outcomes: dict[str, str]) -> tuple[str, str | None]:
+    """(verdict, deviation id or None) for one test's {target: outcome}."""
+    kafka = outcomes.get("kafka", NOT_RUN)
+    kop = {t: o for t, o in outcomes.items() if t != "kafka"}
+    if len(set(outcomes.values())) == 1:
+        return "same", None
+    if kafka in BAD:
+        return "fails on Kafka", None
+    kop_bad = [o for o in kop.values() if o in BAD or (o == SKIP and kafka in GOOD)]
+    if kafka in GOOD and kop_bad:
+        deviation = known_deviation(suite, test)
+        return ("known deviation", deviation) if deviation else ("open defect", None)
+    if FLAKY in outcomes.values():
+        return "flaky", None
+    if kafka == SKIP:
+        return "skipped on Kafka", None
+    if NOT_RUN in outcomes.values():
+        return "not run everywhere", None
+    return "same", None
