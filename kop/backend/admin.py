@@ -18,6 +18,8 @@ from .convert import RECORDS
 
 log = logging.getLogger(__name__)
 
+PROPERTIES_SEEN_MAX = 10_000  # topics whose properties are remembered (as kop's partition-count cache)
+
 
 class AdminError(Exception):
     def __init__(self, status: int, message: str) -> None:
@@ -45,6 +47,8 @@ class Denied(AdminError):
 class PulsarAdmin:
     def __init__(self, base_url: str, auth_token: str = "", timeout_s: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {auth_token}"} if auth_token else {}
+        # Partitioned topics' properties from their last lookup, by rest path (note_properties).
+        self.properties_seen: dict[str, dict[str, str]] = {}
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/") + "/admin/v2/", headers=headers,
                                        timeout=timeout_s, follow_redirects=True)
         # Redirects: in a Pulsar cluster a topic's stats are served by the broker owning it (307).
@@ -74,13 +78,46 @@ class PulsarAdmin:
     # -- topics -------------------------------------------------------------------------------
 
     async def partition_count(self, topic: PulsarTopic) -> int:
-        """Partitions of a partitioned topic; 0 when it does not exist (or is not partitioned)."""
+        """Partitions of a partitioned topic; 0 when it does not exist (or is not partitioned).
+
+        Pulsar's answer also carries the topic's properties: they are remembered
+        (:meth:`known_properties`), so the Kafka configs kept there (backend/topic_settings.py) are
+        as fresh as kop's partition counts without a call of their own."""
         try:
             meta = await self._call("GET", f"persistent/{topic.rest_path}/partitions",
                                     params={"checkAllowAutoCreation": "false"})
         except NotFound:  # Pulsar 4 answers 404 where older versions answered {"partitions": 0}
+            self.properties_seen.pop(topic.rest_path, None)
             return 0
-        return int(meta.get("partitions", 0))
+        count = int(meta.get("partitions", 0))
+        self.note_properties(topic, meta.get("properties") or {} if count else None)
+        return count
+
+    def note_properties(self, topic: PulsarTopic, properties: dict[str, str] | None) -> None:
+        """Remember a partitioned topic's properties (None: it does not exist); bounded, oldest first out."""
+        seen = self.properties_seen
+        seen.pop(topic.rest_path, None)
+        if properties is None:
+            return
+        seen[topic.rest_path] = properties
+        if len(seen) > PROPERTIES_SEEN_MAX:
+            del seen[next(iter(seen))]
+
+    def known_properties(self, topic: PulsarTopic) -> dict[str, str] | None:
+        """The properties last seen for a partitioned topic, or None if it was not looked up lately."""
+        return self.properties_seen.get(topic.rest_path)
+
+    async def topic_properties(self, topic: PulsarTopic) -> dict[str, str]:
+        properties = dict(await self._call("GET", f"persistent/{topic.rest_path}/properties") or {})
+        self.note_properties(topic, properties)
+        return properties
+
+    async def update_topic_properties(self, topic: PulsarTopic, properties: dict[str, str]) -> None:
+        """Set (add or replace) properties of a partitioned topic; the others stay."""
+        await self._call("PUT", f"persistent/{topic.rest_path}/properties", json=properties)
+
+    async def remove_topic_property(self, topic: PulsarTopic, key: str) -> None:
+        await self._call("DELETE", f"persistent/{topic.rest_path}/properties", params={"key": key})
 
     async def create_partitioned_topic(self, topic: PulsarTopic, partitions: int) -> None:
         await self._call("PUT", f"persistent/{topic.rest_path}/partitions", json=partitions)

@@ -1,6 +1,6 @@
-"""Kafka topics as kop creates and configures them: a Pulsar partitioned topic plus the Pulsar policies
-its Kafka configs map to (policies.py), created together, so a topic never exists without the
-configs it was created with, nor without Kafka's retention.
+"""Kafka topics as kop creates and configures them: a Pulsar partitioned topic, its Kafka configs (as
+topic properties) and the Pulsar policies they map to (policies.py), created together, so a topic
+never exists without the configs it was created with, nor without Kafka's retention.
 
 Every topic kop creates -- CreateTopics, or Metadata's auto-creation -- gets Kafka's retention as its
 own Pulsar retention policy and message TTL (``topics.retention_ms``, 7 days by default) unless it
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 
+from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from . import admin as admin_api
 from . import policies
@@ -26,7 +27,7 @@ from .errors import kafka_error_of
 log = logging.getLogger(__name__)
 
 
-async def create(backend, name: str, partitions: int, values: dict[str, object]) -> None:
+async def create(backend, name: str, partitions: int, values: dict[str, tc.Value]) -> None:
     """Create Kafka topic ``name`` with ``partitions`` and the parsed configs ``values``; the others
     take their defaults. TOPIC_ALREADY_EXISTS if it exists; if Pulsar refuses a config, the topic is
     deleted again and the error names it."""
@@ -48,11 +49,25 @@ async def describe(backend, name: str) -> dict[str, policies.ConfigEntry]:
         raise kafka_error_of(exc) from exc
 
 
-async def alter(backend, name: str, values: dict[str, object], reset: set[str]) -> None:
-    await _policies(backend, name, values, reset, creating=False)
+async def alter(backend, name: str, values: dict[str, tc.Value], reset: set[str], validate_only: bool = False) -> None:
+    """Set ``values`` (parsed) and return ``reset`` to their defaults, after checking the topic's
+    configs as they would be afterwards (Kafka's cross-config rules); nothing more with
+    ``validate_only``."""
+    try:
+        kept = await policies.stored(backend, backend.partitioned(name))
+    except Exception as exc:
+        raise kafka_error_of(exc) from exc
+    after = {key: tc.parse(key, value) for key, value in kept.items() if key not in reset}
+    after.update(values)
+    try:
+        tc.validate_together(after)
+    except tc.InvalidConfig as exc:
+        raise KafkaError(ErrorCode.INVALID_CONFIG, str(exc)) from exc
+    if not validate_only:
+        await _policies(backend, name, values, reset, creating=False)
 
 
-async def _policies(backend, name: str, values: dict[str, object], reset: set[str], creating: bool) -> None:
+async def _policies(backend, name: str, values: dict[str, tc.Value], reset: set[str], creating: bool) -> None:
     try:
         await policies.apply(backend, backend.partitioned(name), values, reset, creating=creating)
     except admin_api.AdminError as exc:

@@ -1,27 +1,34 @@
-"""Kafka topic configs read from and written to Pulsar topic policies (the mapping: mapping/topic_configs.py).
+"""Kafka topic configs kept in Pulsar: the ones with a Pulsar meaning as Pulsar topic policies, all of
+them as topic properties (mapping/topic_configs.py has the table; topic_config_specs.py what each
+config does in kop).
 
-Pulsar keeps a policy at three levels: the topic (what Kafka's per-topic configs become), the
-namespace, and the broker's defaults. DescribeConfigs reports a config as TOPIC_CONFIG when the topic
-has its own policy, else as DEFAULT_CONFIG with the value in effect (Pulsar's ``?applied=true``,
-and the broker's ``maxMessageSize`` when no level sets one). Topic policies are Pulsar's
-``topicLevelPoliciesEnabled`` feature (on by default since Pulsar 3); they take effect
-asynchronously, within about a second.
+Every Kafka config a topic sets is stored as the property ``kafka.config.<name>`` of its Pulsar
+partitioned topic, in Kafka's canonical form, so DescribeConfigs gives back exactly what was set, as
+DYNAMIC_TOPIC_CONFIG; an unset config is DEFAULT_CONFIG with its default. The configs Pulsar can
+honour are also applied as topic policies; for those, DescribeConfigs reports what Pulsar has
+(a policy changed behind kop's back with pulsar-admin shows as that value), and the default is what
+Pulsar applies: the namespace's or broker's value (``?applied=true``), kop's topics.retention_ms
+for retention. Topic policies are Pulsar's ``topicLevelPoliciesEnabled`` feature (on by default
+since Pulsar 3); they take effect asynchronously, within about a second.
 
 REST calls (``{t}`` = ``persistent/<tenant>/<ns>/<topic>``, the partitioned topic):
-``GET|POST|DELETE {t}/retention`` ({"retentionTimeInMinutes", "retentionSizeInMB"}),
-``{t}/maxMessageSize`` (bytes), ``{t}/compactionThreshold`` (bytes; 0 disables compaction),
-``POST {t}/messageTTL?messageTTL=<seconds>`` (retention.ms's TTL), and
-``GET namespaces/<tenant>/<ns>/retention`` for the namespace level.
+``GET|PUT|DELETE {t}/properties`` (DELETE takes ``?key=``), ``GET|POST|DELETE {t}/retention``
+({"retentionTimeInMinutes", "retentionSizeInMB"}), ``{t}/maxMessageSize`` (bytes),
+``{t}/compactionThreshold`` (bytes; 0 disables compaction), ``POST {t}/messageTTL?messageTTL=<s>``
+(retention.ms's TTL), and ``GET namespaces/<tenant>/<ns>/retention`` for the namespace level.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..mapping import topic_configs as tc
+from ..mapping.topic_config_specs import SPECS, Spec
 from ..mapping.topics import PulsarTopic
 
-TOPIC_CONFIG, DEFAULT_CONFIG = 1, 5  # Kafka's ConfigSource ids
+TOPIC_CONFIG, DEFAULT_CONFIG = 1, 5  # Kafka's ConfigSource ids (1: DYNAMIC_TOPIC_CONFIG)
+MAPPED = ("retention.ms", "retention.bytes", "max.message.bytes", "cleanup.policy")
 
 
 @dataclass(frozen=True)
@@ -34,27 +41,59 @@ class ConfigEntry:
     def is_default(self) -> bool:
         return self.source == DEFAULT_CONFIG
 
+    @property
+    def spec(self) -> Spec:
+        return SPECS[self.name]
+
+
+async def stored(backend, topic: PulsarTopic) -> dict[str, str]:
+    """The Kafka configs the topic sets (canonical strings)."""
+    return tc.stored_configs(await backend.admin.topic_properties(topic))
+
 
 async def describe(backend, topic: PulsarTopic) -> dict[str, ConfigEntry]:
+    """Every Kafka topic config but the internal ones, with its value and source."""
     admin = backend.admin
-    retention = await admin.topic_policy(topic, "retention")
-    applied_retention = await admin.topic_policy(topic, "retention", applied=True)
-    ms, size = tc.retention_from_pulsar(retention or applied_retention or _broker_retention(backend))
-    # kop's own default (topics.retention_ms, given to the topics it creates) is not the topic's choice
-    source = TOPIC_CONFIG if retention and retention != default_retention(backend) else DEFAULT_CONFIG
-    out = {"retention.ms": ConfigEntry("retention.ms", str(ms), source),
-           "retention.bytes": ConfigEntry("retention.bytes", str(size), source)}
-    own = await admin.topic_policy(topic, "maxMessageSize")
-    applied = own if own is not None else await admin.topic_policy(topic, "maxMessageSize", applied=True)
+    calls = [admin.topic_properties(topic)]
+    for policy in ("retention", "maxMessageSize", "compactionThreshold"):
+        calls += [admin.topic_policy(topic, policy), admin.topic_policy(topic, policy, applied=True)]
+    properties, retention, applied_retention, own_size, applied_size, own_threshold, applied_threshold = \
+        await asyncio.gather(*calls)
+    kept = tc.stored_configs(properties)
+    out = {name: ConfigEntry(name, kept[name], TOPIC_CONFIG) if name in kept else
+           ConfigEntry(name, spec.default or "", DEFAULT_CONFIG)
+           for name, spec in sorted(SPECS.items()) if not spec.internal}
+
+    pulsar = tc.retention_from_pulsar(retention or applied_retention or _broker_retention(backend))
+    default = default_retention(backend)  # kop's own default is no choice of the topic's
+    for index, (name, field) in enumerate(_RETENTION_FIELDS):
+        own = bool(retention) and retention.get(field) != default[field]
+        out[name] = _mapped(name, kept, str(pulsar[index]), own,
+                            lambda v, i=index, f=field: _retention_field(i, int(v))[f],
+                            (retention or {}).get(field))
+    applied = own_size if own_size is not None else applied_size
     if applied is None:
         applied = int(backend.broker_settings().get("maxMessageSize", 5 * 1024 * 1024))
-    out["max.message.bytes"] = ConfigEntry("max.message.bytes", str(applied),
-                                           TOPIC_CONFIG if own is not None else DEFAULT_CONFIG)
-    own = await admin.topic_policy(topic, "compactionThreshold")
-    applied = own if own is not None else await admin.topic_policy(topic, "compactionThreshold", applied=True)
-    out["cleanup.policy"] = ConfigEntry("cleanup.policy", tc.cleanup_policy_of(applied),
-                                        TOPIC_CONFIG if own is not None else DEFAULT_CONFIG)
+    out["max.message.bytes"] = _mapped("max.message.bytes", kept, str(applied), own_size is not None, int, own_size)
+    applied = own_threshold if own_threshold is not None else applied_threshold
+    out["cleanup.policy"] = _mapped("cleanup.policy", kept, tc.cleanup_policy_of(applied), own_threshold is not None,
+                                    lambda v: "compact" in v.split(","),
+                                    None if own_threshold is None else own_threshold > 0)
     return out
+
+
+def _mapped(name: str, kept: dict[str, str], pulsar_value: str, topic_level: bool, to_pulsar, own) -> ConfigEntry:
+    """A mapped config: the stored Kafka value while Pulsar still has what it maps to, else Pulsar's."""
+    if name in kept and (own is None or to_pulsar(kept[name]) == own):
+        return ConfigEntry(name, kept[name], TOPIC_CONFIG)
+    return ConfigEntry(name, pulsar_value, TOPIC_CONFIG if topic_level else DEFAULT_CONFIG)
+
+
+_RETENTION_FIELDS = (("retention.ms", "retentionTimeInMinutes"), ("retention.bytes", "retentionSizeInMB"))
+
+
+def _retention_field(index: int, value: int) -> dict[str, int]:
+    return tc.retention_to_pulsar(value, 0) if index == 0 else tc.retention_to_pulsar(0, value)
 
 
 def default_retention(backend) -> dict[str, int]:
@@ -68,10 +107,11 @@ def _broker_retention(backend) -> dict:
             "retentionSizeInMB": int(s.get("defaultRetentionSizeInMB", 0))}
 
 
-async def apply(backend, topic: PulsarTopic, values: dict[str, object], reset: set[str],
+async def apply(backend, topic: PulsarTopic, values: dict[str, tc.Value], reset: set[str],
                 creating: bool = False) -> None:
     """Set ``values`` (parsed by topic_configs.parse) and return ``reset`` to their defaults;
-    ``creating``: the topic is new, so the unset configs get their defaults too."""
+    ``creating``: the topic is new, so the unset configs get their defaults too. Pulsar's policies
+    first: if Pulsar refuses one (AdminError), no property has changed."""
     admin = backend.admin
     if creating or {"retention.ms", "retention.bytes"} & (set(values) | reset):
         await _apply_retention(backend, topic, values, reset, creating)
@@ -84,9 +124,16 @@ async def apply(backend, topic: PulsarTopic, values: dict[str, object], reset: s
         await admin.set_topic_policy(topic, "compactionThreshold", threshold)
     elif "cleanup.policy" in reset:
         await admin.remove_topic_policy(topic, "compactionThreshold")
+    if values:
+        await admin.update_topic_properties(topic, {tc.PROPERTY_PREFIX + name: tc.render(name, value)
+                                                    for name, value in values.items()})
+    kept = tc.stored_configs(admin.known_properties(topic)) if not creating else {}
+    for name in sorted(reset & set(kept)):
+        await admin.remove_topic_property(topic, tc.PROPERTY_PREFIX + name)
+    await admin.topic_properties(topic)  # what the hot path sees (topic_settings.py), at once
 
 
-async def _apply_retention(backend, topic: PulsarTopic, values: dict[str, object], reset: set[str],
+async def _apply_retention(backend, topic: PulsarTopic, values: dict[str, tc.Value], reset: set[str],
                            creating: bool) -> None:
     """retention.ms and retention.bytes -> the topic's Pulsar retention policy and message TTL.
 

@@ -1,9 +1,9 @@
 """AlterConfigs (key 33), versions 0-2: the legacy, replace-everything form.
 
-For a topic, the configs given are set and every other config kop maps (mapping/topic_configs.py)
-returns to its default (the topic's own Pulsar policy is removed), as in Kafka. ``validate_only``
-checks without changing anything. A config kop does not map, or a bad value, fails the whole
-resource with INVALID_CONFIG naming it; nothing is silently ignored. Broker resources are refused
+For a topic, the configs given are set and every other config returns to its default, as in Kafka.
+``validate_only`` checks without changing anything. Every topic config Kafka 4.1 accepts is
+accepted and validated as Kafka does (mapping/topic_configs.py); an unknown name or a bad value
+fails the whole resource with INVALID_CONFIG naming it, and changes nothing. Broker resources are refused
 (INVALID_CONFIG: kop's settings are static), other resource types get INVALID_REQUEST.
 """
 

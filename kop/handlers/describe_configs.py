@@ -1,15 +1,18 @@
 """DescribeConfigs (key 32), versions 1-4.
 
-Topics: the Kafka configs kop maps onto Pulsar topic policies (mapping/topic_configs.py:
-retention.ms, retention.bytes, max.message.bytes, cleanup.policy), read from Pulsar; a value the
-topic sets itself is TOPIC_CONFIG, anything else DEFAULT_CONFIG with the value Pulsar applies
-(namespace policy or broker default). Documentation (v3+) says how each maps and differs.
+Topics: every (non-internal) topic config of Kafka 4.1 (mapping/topic_config_specs.py): a value the
+topic sets is DYNAMIC_TOPIC_CONFIG, anything else DEFAULT_CONFIG with its default. For the configs
+mapped onto Pulsar policies (retention.ms, retention.bytes, max.message.bytes, cleanup.policy) the
+value is what Pulsar has, and their default is what Pulsar applies (namespace policy or broker
+default; kop's topics.retention_ms for retention) -- backend/policies.py. Types are Kafka's;
+documentation (v3+) says what kop does with each config; synonyms (when asked) name the broker
+setting of the default, as Kafka's do.
 
 Brokers: a few read-only settings of this gateway (STATIC_BROKER_CONFIG): broker.id,
 auto.create.topics.enable, num.partitions, message.max.bytes (Pulsar's maxMessageSize).
 
-Deviations from Kafka: other topic configs are not listed (kop does not pretend to honour them);
-synonyms list only the config itself; other resource types get INVALID_REQUEST.
+Deviations from Kafka: a default's synonym is DEFAULT_CONFIG (kop's broker settings are not Kafka's);
+other resource types get INVALID_REQUEST.
 """
 
 from __future__ import annotations
@@ -54,14 +57,14 @@ async def _topic(ctx, name: str):
         described = await kafka_topics.describe(ctx.backend, name)
     except KafkaError as exc:
         return exc.code, exc.message, []
-    return ErrorCode.NONE, None, [(e.name, e.value, e.source, False, tc.SPECS[e.name].config_type,
-                                   tc.SPECS[e.name].documentation) for e in described.values()]
+    return ErrorCode.NONE, None, [(e.name, e.value, e.source, False, e.spec.config_type, e.spec.doc,
+                                   e.spec.synonym) for e in described.values()]
 
 
 def _broker(ctx):
     cfg = ctx.config
     settings = ctx.backend.broker_settings()
-    return [(name, value, STATIC_BROKER_CONFIG, True, kind, doc) for name, value, kind, doc in (
+    return [(name, value, STATIC_BROKER_CONFIG, True, kind, doc, name) for name, value, kind, doc in (
         ("broker.id", str(ctx.fleet.me.node_id), INT, "server.node_id (or derived from the advertised address)"),
         ("auto.create.topics.enable", str(cfg.topics.auto_create).lower(), BOOLEAN, "topics.auto_create"),
         ("num.partitions", str(cfg.topics.default_partitions), INT, "topics.default_partitions"),
@@ -69,9 +72,16 @@ def _broker(ctx):
     )]
 
 
-def _entry(resp, ctx, request, name, value, source, read_only, config_type, documentation):
+def _entry(resp, ctx, request, name, value, source, read_only, config_type, documentation, synonym):
     R = resp.DescribeConfigsResult.DescribeConfigsResourceResult
-    synonyms = [R.DescribeConfigsSynonym(name=name, value=value, source=source)] if request.include_synonyms else []
+    synonyms = []
+    if request.include_synonyms:
+        if source != DEFAULT_CONFIG:
+            synonyms.append(R.DescribeConfigsSynonym(name=name, value=value, source=source))
+        default = tc.SPECS[name].default if name in tc.SPECS else None
+        if source == DEFAULT_CONFIG or default is not None:
+            synonyms.append(R.DescribeConfigsSynonym(name=synonym or name, source=DEFAULT_CONFIG,
+                                                     value=value if source == DEFAULT_CONFIG else default))
     return R(name=name, value=value, read_only=read_only, config_source=source, is_default=source == DEFAULT_CONFIG,
              is_sensitive=False, synonyms=synonyms, config_type=config_type,
              documentation=documentation if ctx.version >= 3 and request.include_documentation else None)

@@ -24,6 +24,10 @@ Deviations from Kafka:
 - At most 16,384 records per batch (RECORD_LIST_TOO_LARGE beyond): the batch index field of the
   offset layout (mapping/offsets.py).
 - ``log_append_time_ms`` is -1 (CreateTime); ``log_start_offset`` is -1 (unknown).
+
+A topic's configs are enforced on its records before they are written (backend/record_rules.py):
+keys on compacted topics (INVALID_RECORD with per-record errors, KIP-467), max.message.bytes,
+timestamp bounds (INVALID_TIMESTAMP).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..backend import record_rules
 from ..backend.partition_log import Batch
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
@@ -74,9 +79,9 @@ def serve(ctx, request):
                 results.append((ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
             elif count is not None:
                 try:
-                    batch = _batch(backend, part)
+                    batch = _batch(backend, part, name)
                 except KafkaError as exc:
-                    results.append((exc.code, -1, exc.message))
+                    results.append(_refused(exc))
                     continue
                 results.append(backend.partition_log(name, part.index).append(batch))
             else:
@@ -118,8 +123,9 @@ def _response(request, results: list) -> ProduceResponseData | None:
     for topic in request.topic_data:
         partitions = []
         for part in topic.partition_data:
-            code, base_offset, message = next(answers)
-            partitions.append(PartitionProduceResponse(part.index, code, base_offset, error_message=message or None))
+            code, base_offset, message, *record_errors = next(answers)  # record errors: record_rules.py
+            partitions.append(PartitionProduceResponse(part.index, code, base_offset, error_message=message or None,
+                                                       record_errors=record_errors[0] if record_errors else []))
         topics.append(TopicProduceResponse(topic.name, partitions))
     return ProduceResponseData(topics)
 
@@ -131,16 +137,22 @@ async def _check_then_write(backend, name: str, part, partition_log, slot) -> No
             partition_log.cancel(slot, (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
             backend.discard_if_unused(partition_log)
             return
-        batch = _batch(backend, part)
+        batch = _batch(backend, part, name)
     except KafkaError as exc:
-        partition_log.cancel(slot, (exc.code, -1, exc.message))
+        partition_log.cancel(slot, _refused(exc))
         if exc.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION:
             backend.discard_if_unused(partition_log)
         return
     partition_log.fill(slot, batch)
 
 
-def _batch(backend, part) -> Batch:
+def _refused(exc: KafkaError) -> tuple:
+    """The outcome of a batch refused before writing; a 4th item lists its record errors (KIP-467)."""
+    errors = getattr(exc, "record_errors", None)
+    return (exc.code, -1, exc.message, errors) if errors else (exc.code, -1, exc.message)
+
+
+def _batch(backend, part, topic: str) -> Batch:
     """The partition's one batch, checked and encoded (synchronous: no await between arrival and
     write)."""
     if not part.records:
@@ -164,6 +176,7 @@ def _batch(backend, part) -> Batch:
         raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch of {header.size} bytes exceeds {MAX_ENTRY_BYTES}")
     # The batch's view of the received frame (framing.py, produce_request.py) is copied once, into
     # the entry.
+    record_rules.check(backend, topic, part.index, header, view)  # what the topic's configs demand
     return backend.prepare_batch(header, view)
 
 

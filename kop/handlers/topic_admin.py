@@ -32,14 +32,13 @@ async def existing_topic(ctx, name: str) -> tuple[ErrorCode, str, int]:
 
 async def alter_topic(ctx, name: str, values: dict[str, object], reset: set[str],
                       validate_only: bool) -> tuple[ErrorCode, str | None]:
-    """Apply parsed config ``values`` and ``reset`` names to topic ``name`` (all checked already)."""
+    """Apply parsed config ``values`` and ``reset`` names to topic ``name`` (each checked already;
+    the backend checks them together with the topic's other configs)."""
     error, message, _ = await existing_topic(ctx, name)
     if error:
         return error, message
-    if validate_only:
-        return ErrorCode.NONE, None
     try:
-        await kafka_topics.alter(ctx.backend, name, values, reset)
+        await kafka_topics.alter(ctx.backend, name, values, reset, validate_only)
     except KafkaError as exc:
         return exc.code, exc.message
     return ErrorCode.NONE, None
