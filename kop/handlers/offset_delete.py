@@ -1,6 +1,8 @@
 """OffsetDelete (key 47), version 0: removes a group's commits for some partitions (and the Pulsar
-subscription on them). Refused with GROUP_SUBSCRIBED_TO_TOPIC while members of the group are
-subscribed to the topic, as in Kafka."""
+subscription on them). Refused with GROUP_SUBSCRIBED_TO_TOPIC while members of a ``consumer``
+group are subscribed to the topic, as in Kafka; a group of another protocol type (Connect's
+``connect``, ...) has no subscriptions kop can read, so while it has members the whole request is
+NON_EMPTY_GROUP, as Kafka answers it."""
 
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ async def serve(ctx, request):
     group = coordinator.groups.get(ctx.group_key(request.group_id))
     if group is None:
         return error_response(request, ErrorCode.GROUP_ID_NOT_FOUND)
+    if group.members and group.protocol_type != "consumer":
+        return error_response(request, ErrorCode.NON_EMPTY_GROUP)
     subscribed = _subscribed_topics(group)
     deletable, results = [], {}
     for topic in request.topics:
