@@ -53,15 +53,16 @@ MAX_ENTRY_BYTES = 5 * 1024 * 1024 - 64 * 1024
 
 @handler(API_KEY, 3, 12, advertised_min=0, immediate=True)
 def serve(ctx, request):
-    """Immediate (registry.py): returns the response, a future of it, or a coroutine when a topic's
-    partition count must be looked up first."""
+    """Immediate (registry.py): returns the response, or a future of it. Each partition's outcome
+    arrives through a callback (in the step that reads its Pulsar receipt, partition_log.py); the
+    answer is complete when the last one has."""
     if request.transactional_id is not None:
         code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"
         return _uniform_error(request, code, message)
     if request.acks not in (-1, 0, 1):
         return _uniform_error(request, ErrorCode.INVALID_REQUIRED_ACKS, f"acks={request.acks}")
+    answer = _Answer(request)
     backend = ctx.backend
-    results: list = []  # per partition: an Outcome or a future of one
     later = []  # partitions of topics whose partition count must be looked up first
     # Places in each partition's write order are taken now, before any await.
     for topic in request.topic_data:
@@ -71,54 +72,72 @@ def serve(ctx, request):
         except InvalidTopicName:
             for part in topic.partition_data:
                 code = ErrorCode.INVALID_TOPIC_EXCEPTION if part.index >= 0 else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                results.append((code, -1, ""))
+                answer.outcome(answer.slot(), (code, -1, ""))
             continue
         count = backend.cached_partition_count(name)
         for part in topic.partition_data:
+            index = answer.slot()
             if part.index < 0 or (count is not None and part.index >= count):
-                results.append((ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
+                answer.outcome(index, (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
             elif count is not None:
                 try:
                     batch = _batch(backend, part, name)
                 except KafkaError as exc:
-                    results.append(_refused(exc))
+                    answer.outcome(index, _refused(exc))
                     continue
-                results.append(backend.partition_log(name, part.index).append(batch))
+                backend.partition_log(name, part.index).submit(batch, answer.callback(index))
             else:
                 partition_log = backend.partition_log(name, part.index)
-                slot = partition_log.reserve()
-                results.append(slot.future)
-                later.append((name, part, partition_log, slot))
+                later.append((name, part, partition_log, partition_log.reserve(answer.callback(index))))
     if later:
-        return _answer_later(backend, request, results, later)
-    waiting = [r for r in results if isinstance(r, asyncio.Future) and not r.done()]
-    if not waiting:
-        return _response(request, results)
-    answer = asyncio.get_running_loop().create_future()
-    remaining = len(waiting)
-
-    def one_done(_future: asyncio.Future) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not answer.done():
-            answer.set_result(_response(request, results))
-    for future in waiting:
-        future.add_done_callback(one_done)
-    return answer
+        return _check_later(backend, later, answer)
+    return answer.result()
 
 
-async def _answer_later(backend, request, results: list, later: list):
+class _Answer:
+    """The outcomes of one request's partitions, in request order, and the response once all are in."""
+    __slots__ = ("request", "outcomes", "missing", "future")
+
+    def __init__(self, request) -> None:
+        self.request = request
+        self.outcomes: list = []
+        self.missing = 0
+        self.future: asyncio.Future | None = None
+
+    def slot(self) -> int:
+        self.outcomes.append(None)
+        self.missing += 1
+        return len(self.outcomes) - 1
+
+    def callback(self, index: int):
+        return lambda outcome: self.outcome(index, outcome)
+
+    def outcome(self, index: int, outcome: tuple) -> None:
+        if self.outcomes[index] is None:
+            self.outcomes[index] = outcome
+            self.missing -= 1
+            if self.missing == 0 and self.future is not None and not self.future.done():
+                self.future.set_result(_response(self.request, self.outcomes))
+
+    def result(self):
+        """The response if every outcome is in, else a future of it."""
+        if self.missing == 0:
+            return _response(self.request, self.outcomes)
+        if self.future is None:
+            self.future = asyncio.get_running_loop().create_future()
+        return self.future
+
+
+async def _check_later(backend, later: list, answer: _Answer):
     await asyncio.gather(*(_check_then_write(backend, *item) for item in later))
-    waiting = [r for r in results if isinstance(r, asyncio.Future) and not r.done()]
-    if waiting:
-        await asyncio.wait(waiting)
-    return _response(request, results)
+    result = answer.result()
+    return await result if isinstance(result, asyncio.Future) else result
 
 
-def _response(request, results: list) -> ProduceResponseData | None:
+def _response(request, outcomes: list) -> ProduceResponseData | None:
     if request.acks == 0:
         return None
-    answers = iter(r.result() if isinstance(r, asyncio.Future) else r for r in results)
+    answers = iter(outcomes)
     topics = []
     for topic in request.topic_data:
         partitions = []
