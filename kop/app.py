@@ -155,7 +155,7 @@ class Gateway:
         primary, port = bound[0]
         advertised_port = primary.advertised_port
         node_id = s.node_id if s.node_id >= 0 else derive_node_id(s.advertised_host, advertised_port)
-        self.fleet = Fleet(self.backend.client, self.backend.admin, self.backend.system_namespace,
+        self.fleet = Fleet(self.backend.wire, self.backend.admin, self.backend.system_namespace,
                            Node(node_id, s.advertised_host, advertised_port,
                                 tuple((li.name, li.advertised_host, li.advertised_port) for li in self.listeners)))
         self.coordinator.store.producer_name = producer_name(node_id)

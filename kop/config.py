@@ -77,8 +77,6 @@ class PulsarConfig:
     # Pulsar token for kop's own client (empty: no authentication).
     auth_token: str = ""
     operation_timeout_s: float = 30.0
-    # How often the Pulsar client's IO threads work; 1 is enough for one gateway process.
-    io_threads: int = 1
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ Text: ``<time> <LEVEL> <logger>: <message> [client=<addr> client_id=<id> princip
 JSON (``log_format = "json"``): one object per line with ``time`` (ISO 8601, UTC), ``level``,
 ``logger``, ``message``, the context fields when set, and ``exception`` (the traceback) when any.
 
-The Pulsar client's own warnings are written by its C++ logger, in its format, not through here:
-handing them to Python logging deadlocks kop (backend/pulsar.py says how).
+Everything kop logs goes through here, the Pulsar side included (kop speaks Pulsar's protocol itself,
+kop/backend/wire; no client library logs on its own).
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import _pulsar
-
 from .. import metrics
 from ..protocol.errors import ErrorCode, KafkaError
 from . import admin as admin_api
@@ -40,7 +38,7 @@ def kafka_error_of(exc: BaseException) -> KafkaError:
     if name in ("AuthenticationError", "AuthorizationError") or isinstance(exc, admin_api.Denied):
         log.warning("Pulsar refused an operation (TOPIC_AUTHORIZATION_FAILED): %s", exc)
         return KafkaError(ErrorCode.TOPIC_AUTHORIZATION_FAILED, str(exc))
-    if name in _RETRIABLE or isinstance(exc, (admin_api.Unreachable, _pulsar.ConnectError)):
+    if name in _RETRIABLE or isinstance(exc, admin_api.Unreachable):
         return KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, str(exc))
     if isinstance(exc, admin_api.NotFound):
         return KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, str(exc))

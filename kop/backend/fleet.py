@@ -28,12 +28,12 @@ import logging
 import time
 from dataclasses import dataclass
 
-import _pulsar
-
 from .. import __version__
 from ..mapping.topics import PulsarTopic
 from . import admin as admin_api
-from .plumbing import CallFailed, call_async
+from .wire.client import WireClient
+from .wire.errors import WireError
+from .wire.producer import WireProducer
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,12 @@ def node_of_publisher(publisher: dict) -> Node | None:
 class Fleet:
     """This gateway's registration and its view of the live fleet (module docstring)."""
 
-    def __init__(self, client: _pulsar.Client, admin: admin_api.PulsarAdmin, namespace, me: Node) -> None:
+    def __init__(self, wire: WireClient, admin: admin_api.PulsarAdmin, namespace, me: Node) -> None:
         self.me = me
         self.topic = PulsarTopic(namespace, REGISTRY_TOPIC)
-        self._client = client
+        self._wire = wire
         self._admin = admin
-        self._producer: _pulsar.Producer | None = None
+        self._producer: WireProducer | None = None
         self.live: dict[int, Node] = {me.node_id: me}
         self._since: dict[int, float] = {me.node_id: time.monotonic()}  # first seen in the current run
         self._refresh_failed = False
@@ -116,26 +116,25 @@ class Fleet:
             pass
         except admin_api.AdminError as exc:
             raise FleetError(f"creating {self.topic.url}: {exc}") from exc
-        conf = _pulsar.ProducerConfiguration()
-        conf.producer_name(producer_name(self.me.node_id))
-        conf.property("host", self.me.host)
-        conf.property("port", str(self.me.port))
-        for name, host, port in self.me.listeners:
-            conf.property(f"listener.{name}", f"{host}:{port}")
-        conf.property("version", __version__)
-        conf.property("started", str(int(time.time() * 1000)))
-        conf.batching_enabled(False)
-        try:
-            self._producer = await call_async(self._client.create_producer_async, self.topic.url, conf)
-        except CallFailed as exc:
-            if exc.result == _pulsar.Result.ProducerBusy:
-                other = await self._holder_of(self.me.node_id)
-                raise FleetError(f"node id {self.me.node_id} is already used by a live gateway{other}; "
-                                 f"give this one another server.node_id (or another advertised address)") from exc
-            raise FleetError(f"registering on {self.topic.url}: {exc.result}") from exc
+        await self._register()
         await self.refresh()
         log.info("joined the fleet as node %d (%s); live: %s", self.me.node_id, self.me.address,
                  ", ".join(f"{n.node_id}@{n.address}" for n in self.nodes()))
+
+    async def _register(self) -> None:
+        properties = {"host": self.me.host, "port": str(self.me.port)}
+        for name, host, port in self.me.listeners:
+            properties[f"listener.{name}"] = f"{host}:{port}"
+        properties.update(version=__version__, started=str(int(time.time() * 1000)))
+        producer = WireProducer(self._wire, self.topic.url, name=producer_name(self.me.node_id), metadata=properties)
+        try:
+            self._producer = await producer.start()
+        except WireError as exc:
+            if exc.name == "ProducerBusy":
+                other = await self._holder_of(self.me.node_id)
+                raise FleetError(f"node id {self.me.node_id} is already used by a live gateway{other}; "
+                                 f"give this one another server.node_id (or another advertised address)") from exc
+            raise FleetError(f"registering on {self.topic.url}: {exc}") from exc
 
     async def _holder_of(self, node_id: int) -> str:
         try:
@@ -148,7 +147,15 @@ class Fleet:
         return ""
 
     async def refresh(self) -> dict[int, Node]:
-        """Read the live fleet from Pulsar; on failure keep the last view (this gateway always in it)."""
+        """Read the live fleet from Pulsar; on failure keep the last view (this gateway always in it).
+        A registration Pulsar dropped for good (it could not register again) is made anew."""
+        if self._producer is not None and self._producer.failed is not None:
+            log.warning("fleet: the registration on %s was lost (%s); registering again", self.topic.url,
+                        self._producer.failed)
+            try:
+                await self._register()
+            except FleetError as exc:
+                log.warning("fleet: %s", exc)
         try:
             publishers = await self._admin.publishers(self.topic)
         except admin_api.AdminError as exc:
@@ -191,6 +198,6 @@ class Fleet:
         producer, self._producer = self._producer, None
         if producer is not None:
             try:
-                await asyncio.wait_for(call_async(producer.close_async), 10)
+                await asyncio.wait_for(producer.close(), 10)
             except Exception as exc:  # the broker drops it with the connection anyway
                 log.debug("closing the fleet registration: %r", exc)

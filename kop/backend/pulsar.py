@@ -1,10 +1,11 @@
 """The Pulsar backend: the one typed interface handlers use, and the only place Pulsar errors are
 turned into Kafka error codes.
 
-It owns the Pulsar clients (the wire client of the data path, :mod:`.wire`, and pulsar-client for the
-group coordinator's and the fleet's topics), a :class:`~.partition_log.PartitionLog` per partition in
-use (its writes, idempotence, readers and high watermark), the reader cache (:mod:`.reader_cache`),
-the admin REST client (:mod:`.admin`) and a short-lived cache of partition counts.
+It owns the Pulsar client (:mod:`.wire`: Pulsar's binary protocol spoken on the event loop, for data,
+the group coordinator's topics and the fleet's registry), a :class:`~.partition_log.PartitionLog` per
+partition in use (its writes, idempotence, readers and high watermark), the reader cache
+(:mod:`.reader_cache`), the admin REST client (:mod:`.admin`) and a short-lived cache of partition
+counts.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import logging
 import time
 from typing import Any
 
-import _pulsar
-import pulsar
 
 from .. import metrics
 from ..config import Config
@@ -30,7 +29,6 @@ from .partition_log import Batch, PartitionLog
 from .positions import OffsetLookups
 from .reader import PartitionReader, ReadFailed
 from .reader_cache import ReaderCache
-from .plumbing import pulsar_client
 from .wire.client import WireClient
 from .wire.producer import WireProducer
 from .wire.reader import WireReader
@@ -54,19 +52,7 @@ class PulsarBackend(OffsetLookups):
         self.namespace = Namespace(config.pulsar.tenant, config.pulsar.namespace)
         self.system_namespace = Namespace(*config.pulsar.system_namespace.split("/", 1))
         self.entry_format = config.topics.entry_format
-        kwargs: dict[str, Any] = dict(operation_timeout_seconds=int(config.pulsar.operation_timeout_s),
-                                      io_threads=config.pulsar.io_threads, message_listener_threads=1,
-                                      # Its own warnings, straight to stdout in its own format. Not
-                                      # through Python logging: a C++ I/O thread then waits for the
-                                      # GIL inside a logging call while holding a producer's mutex,
-                                      # and the loop thread, holding the GIL, waits for that mutex in
-                                      # send/flush: a deadlock (seen under the fuzzer, py-spy dump).
-                                      logger=pulsar.ConsoleLogger(_pulsar.LoggerLevel.Warn))
-        if config.pulsar.auth_token:
-            kwargs["authentication"] = pulsar.AuthenticationToken(config.pulsar.auth_token)
-        self.client = pulsar_client(config.pulsar.service_url, kwargs)
-        # The data path (produce, fetch) speaks Pulsar's protocol on the event loop (wire/connection.py
-        # says why); the C++ client above serves the rest until it moves over too.
+        # Pulsar's protocol spoken on the event loop (wire/connection.py says why not pulsar-client).
         self.wire = WireClient(config.pulsar.service_url, config.pulsar.auth_token, config.pulsar.operation_timeout_s)
         self.admin = admin_api.PulsarAdmin(config.pulsar.admin_url, config.pulsar.auth_token,
                                            config.pulsar.operation_timeout_s)
@@ -98,7 +84,6 @@ class PulsarBackend(OffsetLookups):
         await self.readers.close()
         await self.admin.close()
         await self.wire.close()
-        await asyncio.get_running_loop().run_in_executor(None, self.client.close)
 
     def broker_settings(self) -> dict[str, str]:
         """Pulsar's runtime configuration as read at start by kop's own client (a principal's role

@@ -2,9 +2,9 @@
 
 Kafka keeps committed offsets and group metadata in its compacted ``__consumer_offsets`` topic; kop
 keeps them in the Pulsar partitioned topic ``persistent://<system namespace>/__offsets`` (8 partitions
-by default), which Pulsar *topic compaction* keeps small. Everything Pulsar-specific of the group
-code is in :class:`OffsetsStore` and its producers (offsets_lanes.py), the exception to "only
-kop/backend imports pulsar"; the rest of kop/groups sees dataclasses and coroutines.
+by default), which Pulsar *topic compaction* keeps small. Each partition is an exclusive log of the
+backend (backend/exclusive_log.py): kop/groups reaches Pulsar only through the backend, and sees
+dataclasses and coroutines.
 
 Partition of a group
     ``partition_for(group_id, partitions) = crc32(utf-8 of group_id) % partitions``: zlib's CRC-32,
@@ -32,16 +32,13 @@ message and loses the offsets of the partitions committed in earlier ones. Here 
 partition) is its own key, so after compaction the latest commit of every partition survives, next to
 the latest metadata of every group.
 
-Deletion is a tombstone: a message with the same key, an empty payload and Pulsar's null-value flag
-(``MessageBuilder.set_null_value()``). Compaction drops a key whose latest message has an empty
-payload (the tombstone goes too); messages written after the last compaction are read as they are,
-so :meth:`load` treats a null-value or empty message as "delete this key" as well.
-
-The producer compresses (LZ4) for the sake of the tombstones: the broker's compactor sizes a
-message by the ``uncompressed_size`` of its metadata, and without it by the bytes of metadata *and*
-payload, which are never 0. The C++ client (pulsar-client 3.x) sets ``uncompressed_size`` only when
-it compresses, so uncompressed tombstones were kept by compaction forever, one per deleted key
-(seen on Pulsar 4.0.8; apache/pulsar#25817 fixes the broker side).
+Deletion is a tombstone: a message with the same key, an empty payload and Pulsar's null-value flag.
+Compaction drops a key whose latest message has an empty payload (the tombstone goes too); messages
+written after the last compaction are read as they are, so :meth:`load` treats a null-value or empty
+message as "delete this key" as well. Every message carries ``uncompressed_size``: the broker's
+compactor sizes a message by it, and without it by the bytes of metadata *and* payload, which are
+never 0 (tombstones kept forever, one per deleted key, as seen on Pulsar 4.0.8 with pulsar-client,
+which sets it only when it compresses; apache/pulsar#25817 fixes the broker side).
 
 Ownership. Only the gateway coordinating a partition's groups writes to it, and Pulsar enforces it:
 writes go through one producer per ``__offsets`` partition opened with access mode **Exclusive**
@@ -51,13 +48,10 @@ its connection and found another owner when reconnecting is fenced for good: its
 the store reports the partition lost (``on_lost``) instead of writing anything. A write for a
 partition this gateway does not own raises :class:`NotOwner` (Kafka's NOT_COORDINATOR).
 
-The producers do not batch and compress with LZ4 (each record is its own Pulsar message, in call
-order per partition), with a 30 s send timeout and at most :data:`MAX_IN_FLIGHT` messages awaiting a
-receipt per partition. Reads use a compacted reader
-(``ReaderConfiguration.read_compacted(True)``) from the earliest position to the end known when the
-reader runs dry (``has_message_available_async``): every write acknowledged before :meth:`load` was
-called is in what it returns. Nothing here blocks the event loop: only the client's ``*_async``
-calls, and ``read_next(0)``, which is a pop from the reader's (bounded) receive queue.
+Each record is its own Pulsar message, in call order per partition, with a 30 s send timeout and at
+most :data:`MAX_IN_FLIGHT` messages awaiting a receipt per partition. Reads use a compacted reader
+from the earliest position to the end Pulsar reports when :meth:`load` starts: every write
+acknowledged before :meth:`load` was called is in what it returns.
 """
 
 from __future__ import annotations
@@ -66,13 +60,10 @@ import asyncio
 import logging
 from typing import Any
 
-import _pulsar
-
 from ..backend import admin as admin_api
-from ..backend.plumbing import CallFailed, call_async
+from ..backend.exclusive_log import MAX_IN_FLIGHT, ExclusiveLog, read_to_end
+from ..backend.wire.errors import WireError
 from ..mapping.topics import Namespace, PulsarTopic
-from .offsets_lanes import MAX_IN_FLIGHT, NotOwner, StoreError  # noqa: F401 (NotOwner: part of this API)
-from .offsets_lanes import Lane as _Lane
 from .offsets_format import (CommittedOffset, GroupRecord, LoadedPartition, MemberRecord,  # noqa: F401
                              apply_record, encode_group, encode_offset, group_key, offset_key,
                              partition_for)
@@ -81,6 +72,23 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 8
 SEND_TIMEOUT_MS = 30_000
+
+
+class StoreError(Exception):
+    """A write, read or setup of ``__offsets`` failed. ``result`` is the Pulsar failure when there is
+    one (so ``kop.backend.errors.kafka_error_of`` maps it like any other Pulsar failure)."""
+
+    def __init__(self, message: str, result: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class NotOwner(StoreError):
+    """This gateway does not (or no longer) own the ``__offsets`` partition written to."""
+
+
+def _fenced(message: str) -> NotOwner:
+    return NotOwner(message, WireError("ProducerFenced", message))
 # Backlog (bytes) past which the broker compacts a partition on its own (topic policy).
 COMPACTION_THRESHOLD_BYTES = 1024 * 1024
 # Messages a loading reader prefetches.
@@ -109,9 +117,9 @@ class OffsetsStore:
         self.partitions = partitions
         self.namespace: Namespace = backend.system_namespace
         self.topic = PulsarTopic(self.namespace, topic_name)
-        self._client: _pulsar.Client = backend.client
+        self._wire = backend.wire
         self._admin: admin_api.PulsarAdmin = backend.admin
-        self._lanes: dict[int, _Lane] = {}
+        self._lanes: dict[int, ExclusiveLog] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._closed = False
         self.producer_name = producer_name
@@ -163,7 +171,7 @@ class OffsetsStore:
                 await asyncio.wait_for(lane.drained(), SEND_TIMEOUT_MS / 1000 + 5)
             except asyncio.TimeoutError:
                 log.warning("closing %s with %d writes unconfirmed", lane.url, lane.pending)
-            await lane.close()
+            await lane.release()
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -197,7 +205,7 @@ class OffsetsStore:
             for start in range(0, len(messages), MAX_IN_FLIGHT):
                 chunk = messages[start:start + MAX_IN_FLIGHT]
                 await lane.room(len(chunk))
-                futures += [lane.send(key, value) for key, value in chunk]
+                futures += [lane.append(key, value) for key, value in chunk]
         results = await asyncio.gather(*futures, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
@@ -205,19 +213,18 @@ class OffsetsStore:
             raise StoreError(f"group {group_id!r}: {len(failures)} of {len(messages)} __offsets writes failed: "
                              f"{first}", getattr(first, "result", None)) from first
 
-    async def _lane(self, partition: int) -> _Lane:
+    async def _lane(self, partition: int) -> ExclusiveLog:
         """The partition's producer; a new one after a failed write (once the old one's in-flight
         messages are settled, so that nothing sent later can overtake them)."""
         lane = self._lanes.get(partition)
         if lane is None:
-            raise NotOwner(f"{self.partition_url(partition)} is not owned by this gateway",
-                           _pulsar.Result.ProducerFenced)
-        if not lane.failed:
+            raise _fenced(f"{self.partition_url(partition)} is not owned by this gateway")
+        if not lane.lost:
             return lane
         await lane.drained()
         if self._lanes.get(partition) is lane:
             del self._lanes[partition]
-        await lane.close()  # before reopening: the broker would fence our own new producer
+        await lane.release()  # before reopening: the broker would fence our own new producer
         try:
             acquired = await self.acquire(partition)
         except StoreError:
@@ -225,8 +232,7 @@ class OffsetsStore:
         if not acquired:
             log.warning("lost %s to another gateway", self.partition_url(partition))
             self.on_lost(partition)
-            raise NotOwner(f"{self.partition_url(partition)} is owned by another gateway now",
-                           _pulsar.Result.ProducerFenced)
+            raise _fenced(f"{self.partition_url(partition)} is owned by another gateway now")
         return self._lanes[partition]
 
     # -- ownership ------------------------------------------------------------------------------
@@ -241,28 +247,19 @@ class OffsetsStore:
         """Open the partition's exclusive producer: True if this gateway owns the partition now,
         False if another one does. Raises StoreError when Pulsar fails otherwise."""
         self._check_open()
-        if partition in self._lanes and not self._lanes[partition].failed:
+        if partition in self._lanes and not self._lanes[partition].lost:
             return True
         url = self.partition_url(partition)
-        conf = _pulsar.ProducerConfiguration()
-        conf.access_mode(_pulsar.ProducerAccessMode.Exclusive)
-        if self.producer_name:
-            conf.producer_name(self.producer_name)
-        conf.batching_enabled(False)
-        conf.max_pending_messages(MAX_IN_FLIGHT)
-        conf.block_if_queue_full(False)
-        conf.send_timeout_millis(SEND_TIMEOUT_MS)
-        conf.compression_type(_pulsar.CompressionType.LZ4)  # so that compaction drops tombstones
+        lane = ExclusiveLog(self._wire, url, self.producer_name, SEND_TIMEOUT_MS / 1000)
         try:
-            producer = await call_async(self._client.create_producer_async, url, conf)
-        except CallFailed as exc:
-            if exc.result in (_pulsar.Result.ProducerFenced, _pulsar.Result.ProducerBusy):
+            if not await lane.acquire():
                 return False
-            raise StoreError(f"creating a producer on {url}: {exc.result}", exc.result) from exc
+        except WireError as exc:
+            raise StoreError(f"creating a producer on {url}: {exc}", exc) from exc
         if self._closed:
-            asyncio.ensure_future(_Lane(producer, url).close())
+            asyncio.ensure_future(lane.release())
             return False
-        self._lanes[partition] = _Lane(producer, url)
+        self._lanes[partition] = lane
         return True
 
     async def release(self, partition: int) -> None:
@@ -278,11 +275,11 @@ class OffsetsStore:
                 log.warning("releasing %s with %d writes unconfirmed", lane.url, lane.pending)
             if self._lanes.get(partition) is lane:
                 del self._lanes[partition]
-            await lane.close()
+            await lane.release()
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError(f"the store of {self.topic.url} is closed", _pulsar.Result.AlreadyClosed)
+            raise StoreError(f"the store of {self.topic.url} is closed", WireError("AlreadyClosed"))
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -291,49 +288,22 @@ class OffsetsStore:
         if not 0 <= partition < self.partitions:
             raise ValueError(f"partition {partition} outside 0..{self.partitions - 1}")
         url = self.partition_url(partition)
-        conf = _pulsar.ReaderConfiguration()
-        conf.read_compacted(True)
-        conf.receiver_queue_size(RECEIVER_QUEUE)
-        try:
-            reader = await call_async(self._client.create_reader_async, url, _pulsar.MessageId.earliest, conf)
-        except CallFailed as exc:
-            raise StoreError(f"creating a reader on {url}: {exc.result}", exc.result) from exc
         loaded = LoadedPartition()
         applied = 0
         try:
-            while True:
-                message = _pop(reader)
-                if message is None:
-                    if not await call_async(reader.has_message_available_async):
-                        break
-                    message = await asyncio.wait_for(call_async(reader.read_next_async), READ_TIMEOUT_S)
-                key = message.partition_key()
+            async for _ledger, _entry, message in read_to_end(self._wire, url, read_compacted=True,
+                                                              timeout_s=READ_TIMEOUT_S, receiver_queue=RECEIVER_QUEUE):
+                key = message.metadata.get("partition_key")
                 if not key:
                     log.warning("__offsets: skipping a message without key on %s", url)
                     continue
-                tombstone = message.has_null_value() or message.length() == 0
-                apply_record(loaded, key, None if tombstone else message.data())
+                tombstone = message.metadata.get("null_value", False) or not message.payload
+                apply_record(loaded, key, None if tombstone else message.payload)
                 applied += 1
                 if applied % LOAD_YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-        except CallFailed as exc:
-            raise StoreError(f"reading {url}: {exc.result}", exc.result) from exc
-        except asyncio.TimeoutError as exc:
-            raise StoreError(f"reading {url}: no message within {READ_TIMEOUT_S} s although the broker "
-                             f"reported more", _pulsar.Result.Timeout) from exc
-        finally:
-            try:
-                await asyncio.wait_for(call_async(reader.close_async), 10)
-            except Exception as exc:
-                log.debug("closing reader on %s: %r", url, exc)
+        except WireError as exc:
+            raise StoreError(f"reading {url}: {exc}", exc) from exc
         log.debug("loaded %s: %d messages, %d groups, %d offsets", url, applied, len(loaded.groups),
                   len(loaded.offsets))
         return loaded
-
-
-def _pop(reader: _pulsar.Reader) -> Any | None:
-    """A message the client has already received, or None: ``read_next(0)`` does not wait."""
-    try:
-        return reader.read_next(0)
-    except _pulsar.Timeout:
-        return None

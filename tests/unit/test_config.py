@@ -180,7 +180,7 @@ node_id = "zero"
 [pulsar]
 service_url = "http://not-pulsar:6650"
 admin_url = "ftp://admin"
-io_threads = "many"
+operation_timeout_s = "many"
 
 [topics]
 entry_format = "avro"
@@ -204,7 +204,7 @@ x = 1
     assert has("KOP_NOSUCH_THING")                           # unknown env setting (section)
     assert has("KOP_FETCH_NOPE", "fetch.nope")               # unknown env setting (key)
     assert has("node_id", "expected int", "'zero'")          # wrong types
-    assert has("io_threads", "expected int")
+    assert has("operation_timeout_s", "expected float")
     assert has("auto_create", "expected bool")
     assert has("KOP_FETCH_MAX_READERS", "expected int")
     assert has("topics.entry_format", "avro")                # bad entry format

@@ -34,6 +34,7 @@ from .proto import write_varint
 log = logging.getLogger(__name__)
 
 RECONNECT_BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+BUSY_RETRIES = 8  # reconnect attempts a ProducerBusy answer is retried (about 15 s)
 # Registration failures that end a producer (its owner may open a new one).
 FATAL_ON_REGISTER = frozenset({"ProducerFenced", "ProducerBusy", "TopicTerminatedError", "TopicNotFound",
                                "AuthorizationError", "AuthenticationError", "InvalidTopicName", "NotAllowedError",
@@ -53,9 +54,11 @@ class _Pending:
 
 class WireProducer:
     def __init__(self, client: WireClient, topic: str, *, name: str | None = None,
-                 access_mode: int = cmd.SHARED, send_timeout_s: float = 30.0) -> None:
+                 access_mode: int = cmd.SHARED, send_timeout_s: float = 30.0,
+                 metadata: dict[str, str] | None = None) -> None:
         self.client = client
         self.topic = topic
+        self.metadata = metadata or {}  # the producer's properties, shown in the topic's stats
         self.name = name or ""
         self._user_named = name is not None
         self.access_mode = access_mode
@@ -86,6 +89,8 @@ class WireProducer:
                 "user_provided_producer_name": self._user_named}
         if self.name:
             body["producer_name"] = self.name
+        if self.metadata:
+            body["metadata"] = [{"key": k, "value": v} for k, v in self.metadata.items()]
         if self._topic_epoch is not None:
             body["topic_epoch"] = self._topic_epoch
         connection.register("producer", producer_id, self)  # receipts may follow the answer at once
@@ -219,7 +224,9 @@ class WireProducer:
                 await self._register()
                 return
             except WireError as exc:
-                if exc.name in FATAL_ON_REGISTER:
+                # Our own previous registration may linger until the broker notices the old
+                # connection is gone: ProducerBusy is given a few tries before it is final.
+                if exc.name in FATAL_ON_REGISTER and not (exc.name == "ProducerBusy" and attempt < BUSY_RETRIES):
                     log.warning("producer on %s cannot register again: %s", self.topic, exc)
                     self._fail(exc)
                     return

@@ -52,9 +52,10 @@ class Entry:
 
 class WireReader:
     def __init__(self, client: WireClient, topic: str, start: tuple[int, int] = EARLIEST,
-                 receiver_queue: int = 64, name: str | None = None) -> None:
+                 receiver_queue: int = 64, name: str | None = None, read_compacted: bool = False) -> None:
         self.client = client
         self.topic = topic
+        self.read_compacted = read_compacted  # the topic's compacted view (latest entry of each key)
         self.receiver_queue = max(receiver_queue, 2)
         self.subscription = name or f"kop-reader-{uuid.uuid4().hex[:12]}"
         # Where to (re)subscribe: the first entry wanted (inclusive).
@@ -86,7 +87,8 @@ class WireReader:
             await connection.request(cmd.SUBSCRIBE, {
                 "topic": self.topic, "subscription": self.subscription, "subType": cmd.SUB_EXCLUSIVE,
                 "consumer_id": consumer_id, "durable": False, "start_message_id": start,
-                "initialPosition": cmd.POSITION_EARLIEST, "force_topic_creation": False},
+                "initialPosition": cmd.POSITION_EARLIEST, "force_topic_creation": False,
+                "read_compacted": self.read_compacted},
                 self.client.operation_timeout_s)
         except BaseException:
             connection.unregister("consumer", consumer_id, self)
