@@ -17,7 +17,7 @@ BENCH_ARGS ?=
 CONFORMANCE_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed-$(PYPROJECT_HASH)
 
-.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools run run-secure test test-faults test-unit conformance bench clean
+.PHONY: help install pulsar-fetch pulsar-start pulsar-stop kafka-tools kafka-apps run run-secure test test-faults test-apps test-unit conformance bench clean
 
 help: ## list the targets
 	@echo "kop make targets:"
@@ -43,13 +43,16 @@ pulsar-stop: ## stop the Pulsar started by `make pulsar-start` (run dir .run/pul
 kafka-tools: ## fetch Apache Kafka 4.1.2's Java tools into ~/.cache/kop (cached)
 	scripts/kafka-tools.sh fetch
 
+kafka-apps: ## fetch Kafka Streams and Kafka Connect 4.1.2 into ~/.cache/kop and compile tests/apps/java (cached)
+	scripts/kafka-apps.sh compile >/dev/null
+
 run: ## run the gateway on 127.0.0.1:9092 (starts Pulsar if none answers; Ctrl-C stops both)
 	scripts/run.sh $(ARGS)
 
 run-secure: ## Pulsar with token auth + kop with SASL_PLAINTEXT :9093 and SASL_SSL :9094 (README)
 	KOP_SECURE=1 scripts/run.sh $(ARGS)
 
-test: install kafka-tools ## all tests against a real Pulsar (started for the run if none answers)
+test: install kafka-tools kafka-apps ## all tests against a real Pulsar (started for the run if none answers)
 	scripts/test.sh $(PYTEST_ARGS)
 
 bench: install kafka-tools $(BENCH_STAMP) ## native Pulsar vs kop vs Kafka vs KoP (benchmarks/README.md; ~1 h, BENCH_ARGS=--quick ~10 min)
@@ -66,6 +69,9 @@ test-faults: install kafka-tools ## the fault tests alone, in full: kill -9/SIGT
 
 conformance: install kafka-tools ## clients' own suites (franz-go, librdkafka, kafka-python, Kafka's) vs kop and Kafka 4.1.2: docs/compatibility.md (~30 min)
 	PYTHONPATH=scripts $(VENV)/bin/python -m conformance run $(CONFORMANCE_ARGS)
+
+test-apps: install kafka-tools kafka-apps ## Kafka Streams and Kafka Connect through kop in full: both entry formats, two restarts each (~4 min)
+	APPS_FULL=1 scripts/test.sh -s tests/apps $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (tests/unit, no Pulsar)
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)

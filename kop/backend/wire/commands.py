@@ -10,8 +10,10 @@ from .proto import BOOL, BYTES, ENUM, I32, I64, STRING, U32, U64, Message
 REP = "repeated"
 
 KeyValue = Message("KeyValue", {1: ("key", STRING), 2: ("value", STRING)})
+# ledgerId and entryId are uint64 in the .proto, but Pulsar writes Java longs there: -1 (no entry,
+# "earliest") arrives as 2**64 - 1. Read as signed, so -1 is -1.
 MessageIdData = Message("MessageIdData", {
-    1: ("ledgerId", U64), 2: ("entryId", U64), 3: ("partition", I32), 4: ("batch_index", I32),
+    1: ("ledgerId", I64), 2: ("entryId", I64), 3: ("partition", I32), 4: ("batch_index", I32),
     5: ("ack_set", I64, REP), 6: ("batch_size", I32)})
 FeatureFlags = Message("FeatureFlags", {
     1: ("supports_auth_refresh", BOOL), 2: ("supports_broker_entry_metadata", BOOL),
