@@ -213,6 +213,19 @@ class PulsarAdmin:
                          json={"ledgerId": ledger_id, "entryId": entry_id, "partitionIndex": -1,
                                "properties": properties})
 
+    async def expire_subscription_to(self, partition: PulsarTopic, subscription: str, ledger_id: int,
+                                     entry_id: int) -> None:
+        """Acknowledge everything up to and including (ledger, entry) for ``subscription``: Pulsar's
+        expire-by-position, which only ever moves a cursor forward."""
+        index = int(partition.local_name.rsplit("-partition-", 1)[1])  # Pulsar checks it matches the topic
+        await self._call("POST", f"{self._subscription_path(partition, subscription)}/expireMessages",
+                         json={"ledgerId": ledger_id, "entryId": entry_id, "batchIndex": -1, "isExcluded": False,
+                               "partitionIndex": index})
+
+    async def trim(self, partition: PulsarTopic) -> None:
+        """Ask Pulsar to delete now the ledgers that its retention and the cursors let go."""
+        await self._call("POST", f"persistent/{partition.rest_path}/trim")
+
     async def delete_subscription(self, partition: PulsarTopic, subscription: str) -> None:
         await self._call("DELETE", self._subscription_path(partition, subscription), params={"force": "true"})
 

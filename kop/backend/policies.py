@@ -93,7 +93,7 @@ _RETENTION_FIELDS = (("retention.ms", "retentionTimeInMinutes"), ("retention.byt
 
 
 def _retention_field(index: int, value: int) -> dict[str, int]:
-    return tc.retention_to_pulsar(value, 0) if index == 0 else tc.retention_to_pulsar(0, value)
+    return tc.retention_to_pulsar(value, -1) if index == 0 else tc.retention_to_pulsar(-1, value)
 
 
 def default_retention(backend) -> dict[str, int]:

@@ -26,7 +26,8 @@ class TopicRules:
 
 
 DEFAULT_RULES = TopicRules()
-_cache: dict[tuple[str, str], tuple[object, dict, TopicRules]] = {}  # (namespace, topic) ->
+_cache: dict[tuple[str, str], tuple[dict, TopicRules]] = {}  # (namespace, topic) -> (properties, rules)
+_topics: dict[tuple[str, str], object] = {}  # (namespace, topic) -> its PulsarTopic
 _CACHE_MAX = 10_000
 
 
@@ -54,17 +55,27 @@ def rules_for(properties: dict[str, str] | None) -> TopicRules:
         log_append_time=configs.get("message.timestamp.type") == "LogAppendTime")
 
 
-def rules_of(backend, topic: str) -> TopicRules:
+def properties_of(backend, topic: str) -> dict[str, str] | None:
+    """The topic's Pulsar properties as this gateway last saw them (None: not looked up lately)."""
     key = (backend.namespace.path, topic)
-    cached = _cache.get(key)
-    pulsar_topic = cached[0] if cached is not None else partitioned_topic(backend.namespace, topic)
-    properties = backend.admin.known_properties(pulsar_topic)
+    pulsar_topic = _topics.get(key)
+    if pulsar_topic is None:
+        if len(_topics) >= _CACHE_MAX:
+            _topics.clear()
+        pulsar_topic = _topics[key] = partitioned_topic(backend.namespace, topic)
+    return backend.admin.known_properties(pulsar_topic)
+
+
+def rules_of(backend, topic: str) -> TopicRules:
+    properties = properties_of(backend, topic)
     if not properties:
         return DEFAULT_RULES
-    if cached is not None and cached[1] is properties:
-        return cached[2]
+    key = (backend.namespace.path, topic)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] is properties:
+        return cached[1]
     rules = rules_for(properties)
     if len(_cache) >= _CACHE_MAX:
         _cache.clear()
-    _cache[key] = (pulsar_topic, properties, rules)
+    _cache[key] = (properties, rules)
     return rules

@@ -13,8 +13,8 @@ Deviations from Kafka:
 - ``isolation_level`` is accepted and ignored (no transactions, so nothing is ever uncommitted);
   ``last_stable_offset`` = ``high_watermark``.
 - Offsets are packed Pulsar positions (mapping/offsets.py): a fetch offset that names no record
-  continues at the next one, and OFFSET_OUT_OF_RANGE is never returned: an offset beyond the end
-  simply waits for data.
+  continues at the next one, and OFFSET_OUT_OF_RANGE is returned only below the log start a
+  DeleteRecords set (backend/log_start.py), as Kafka does: an offset beyond the end simply waits.
 - ``high_watermark`` is the highest end offset this gateway has seen written or read; it can lag
   writes made through another path until they are read.
 - ``max_bytes`` is capped at ``fetch.max_response_bytes`` (55 MiB, the default of Kafka's broker
@@ -32,6 +32,7 @@ import logging
 import time
 
 from .. import metrics
+from ..backend import log_start
 from ..backend.errors import kafka_error_of
 from ..backend.partition_log import PartitionLog
 from ..backend.reader import PartitionReader
@@ -129,8 +130,8 @@ async def _open(backend, slot: _Slot) -> None:
         if not 0 <= slot.partition < count:
             slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             return
-        if not 0 <= slot.offset <= offsets.MAX_OFFSET:
-            slot.error = ErrorCode.OFFSET_OUT_OF_RANGE
+        if not log_start.cached(backend, slot.topic, slot.partition) <= slot.offset <= offsets.MAX_OFFSET:
+            slot.error = ErrorCode.OFFSET_OUT_OF_RANGE  # below the log start DeleteRecords set, too
             return
         slot.log = backend.partition_log(slot.topic, slot.partition)
         if slot.log.high_watermark < 0:

@@ -1,6 +1,7 @@
 """ListOffsets (key 2), versions 1-10.
 
-Timestamps: -1 latest (log end offset), -2 earliest, -3 the record with the largest timestamp
+Timestamps: -1 latest (log end offset), -2 earliest (never below the log start DeleteRecords set,
+backend/log_start.py), -3 the record with the largest timestamp
 (answered as the last record: Pulsar keeps no timestamp index), -4 earliest local (= earliest:
 Pulsar's tiered storage is transparent to readers), and any timestamp >= 0: the first message
 *published* at or after it, found with Pulsar's publish-time seek.
@@ -15,6 +16,7 @@ Deviations from Kafka:
 
 from __future__ import annotations
 
+from ..backend import log_start
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -51,13 +53,16 @@ async def _lookup(backend, topic: str, partition: int, timestamp: int) -> tuple[
         raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic}-{partition} does not exist")
     if timestamp == LATEST:
         return await backend.latest_offset(topic, partition), -1
-    if timestamp in (EARLIEST, EARLIEST_LOCAL):
-        return await backend.earliest_offset(topic, partition), -1
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):  # not below the log start DeleteRecords set
+        return max(await backend.earliest_offset(topic, partition), await log_start.current(backend, topic, partition)), -1
     if timestamp == MAX_TIMESTAMP:
         return await backend.last_record(topic, partition)
     if timestamp < 0:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown special timestamp {timestamp}")
-    return await backend.offset_for_timestamp(topic, partition, timestamp)
+    offset, stamp = await backend.offset_for_timestamp(topic, partition, timestamp)
+    if offset >= 0:
+        offset = max(offset, log_start.cached(backend, topic, partition))
+    return offset, stamp
 
 
 def error_response(request, code):

@@ -97,6 +97,14 @@ def entry_base(offset: int) -> int:
     return offset & ~_BATCH_MASK
 
 
+def entry_before(offset: int) -> tuple[int, int]:
+    """(ledger, entry) of the last position wholly before ``offset``: ``(L, E - 1)`` for an offset in
+    entry ``(L, E)`` (``(L, -1)``, Pulsar's "before the first entry of L", when E is 0). Everything
+    up to it lies below ``offset``; what a DeleteRecords moves a Pulsar cursor past."""
+    ledger_id, entry_id, _ = unpack(offset)
+    return ledger_id, entry_id - 1
+
+
 def next_entry_offset(ledger_id: int, entry_id: int) -> int:
     """The smallest offset any entry written after (ledger_id, entry_id) can have."""
     return pack(ledger_id, entry_id, MAX_BATCH_SIZE)

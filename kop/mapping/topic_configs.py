@@ -183,8 +183,12 @@ def stored_configs(properties: dict[str, str] | None) -> dict[str, str]:
 # -- Pulsar policies ---------------------------------------------------------------------------------
 
 def retention_to_pulsar(ms: int, size_bytes: int) -> dict[str, int]:
+    """Pulsar refuses a policy with one limit 0 and the other not: a 0 in Kafka (keep nothing no
+    subscription needs) is Pulsar's "no retention", both limits 0."""
     minutes = -1 if ms < 0 else math.ceil(ms / MS_PER_MINUTE)
     mb = -1 if size_bytes < 0 else math.ceil(size_bytes / BYTES_PER_MB)
+    if minutes == 0 or mb == 0:
+        minutes = mb = 0
     return {"retentionTimeInMinutes": minutes, "retentionSizeInMB": mb}
 
 

@@ -29,7 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from apps import FULL, JavaApp, read_all, record, tool_output
-from support import unique
+from support import admin, unique
 
 pytestmark = pytest.mark.pulsar
 
@@ -137,6 +137,9 @@ def test_word_count_and_join_survive_restarts(gateways, kafka_apps, kafka_tools,
         described = tool_output(kafka_tools, "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", gw.bootstrap,
                                 "--describe", "--topic", changelog[0])
         assert "cleanup.policy=compact" in described and "message.timestamp.type=CreateTime" in described, described
+        # Streams purged its repartition topics with DeleteRecords: their log start moved
+        starts = {t: admin(f"persistent/public/default/{t}/properties")[1] for t in repartition}
+        assert all(any(k.startswith("kafka.log_start.") for k in props) for props in starts.values()), starts
         measured["internal_topics"] = internal
         record(f"streams-{entry_format}", measured)
     finally:

@@ -310,3 +310,10 @@ def test_pulsar_default_ledger_fits():
     # the last entry id of a ledger rolled over at Pulsar's default 50,000 entries packs and is ordered
     assert unpack(pack(1, 49_999, 0)) == (1, 49_999, 0)
     assert pack(1, 49_999, MAX_BATCH_SIZE - 1) < pack(2, 0, 0)
+
+
+def test_entry_before_is_the_last_position_wholly_below_an_offset():
+    # what DeleteRecords moves a Pulsar cursor past (backend/log_start.py)
+    assert offsets.entry_before(offsets.pack(7, 5, 0)) == (7, 4)
+    assert offsets.entry_before(offsets.pack(7, 5, 3)) == (7, 4)  # entry 5 still holds records from 3 on
+    assert offsets.entry_before(offsets.pack(7, 0, 0)) == (7, -1)  # Pulsar: before ledger 7's first entry

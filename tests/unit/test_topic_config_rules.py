@@ -111,3 +111,10 @@ def test_timestamps_and_batch_size():
     with pytest.raises(KafkaError) as too_big:
         record_rules.check(_backend({"max.message.bytes": "10"}), "t3", 0, *_batch([b"k"]))
     assert too_big.value.code == ErrorCode.MESSAGE_TOO_LARGE
+
+
+def test_zero_retention_is_pulsars_no_retention():
+    # Pulsar refuses one limit 0 and the other not; Kafka's 0 keeps nothing either way
+    assert tc.retention_to_pulsar(0, -1) == {"retentionTimeInMinutes": 0, "retentionSizeInMB": 0}
+    assert tc.retention_to_pulsar(-1, 0) == {"retentionTimeInMinutes": 0, "retentionSizeInMB": 0}
+    assert tc.retention_to_pulsar(60_001, -1) == {"retentionTimeInMinutes": 2, "retentionSizeInMB": -1}

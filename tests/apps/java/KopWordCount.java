@@ -47,6 +47,8 @@ public final class KopWordCount {
         // Streams does not leave its group on close: a restarted instance waits for the old member's
         // session to expire (45 s by default) before it is assigned anything.
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10000);
+        // Purge the repartition topics (DeleteRecords) every second rather than every 30 s.
+        props.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 1000);
 
         StreamsBuilder builder = new StreamsBuilder();
         KStream<String, String> lines = builder.stream(args[2]);
