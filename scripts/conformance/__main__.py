@@ -9,6 +9,7 @@ during a suite is reported as such (the suites' failures after it say nothing ab
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +47,25 @@ def run_suite(suite: str, target: Target, paths: dict) -> SuiteRun:
         tree, python = paths["kafka-python"]
         return kafka_python.run(tree, python, target.bootstrap, work, budget_s=budget)
     return java_compat.run(paths["kafka-java"], target.bootstrap, work, budget_s=budget)
+
+
+def _merged(runs: dict[str, dict[str, SuiteRun]], args) -> tuple[dict, list]:
+    """The committed scoreboard's results, with those of this run (its targets x suites) put in."""
+    old = json.loads(report.JSON_PATH.read_text())
+    merged: dict[str, dict[str, SuiteRun]] = {}
+    for suite, entry in old["suites"].items():
+        for target, seconds in entry["seconds"].items():
+            run = SuiteRun(suite, seconds=seconds)
+            for name, test in entry["tests"].items():
+                outcome = test["outcomes"].get(target, "not run")
+                run.add(TestOutcome(name, outcome, 0.0, test.get("detail", {}).get(target, ""), test.get("title", "")))
+            merged.setdefault(target, {})[suite] = run
+    for target, suites in runs.items():
+        merged.setdefault(target, {}).update(suites)
+    note = old.get("merged", []) + [{"generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                     "targets": args.targets, "suites": args.suites,
+                                     "onto": old.get("generated")}]
+    return merged, note
 
 
 def cmd_run(args) -> int:
@@ -94,7 +114,14 @@ def cmd_run(args) -> int:
         if started_pulsar:
             env = {**os.environ, "KOP_RUN_DIR": str(ROOT / ".run" / "pulsar-conformance")}
             subprocess.run([str(ROOT / "scripts" / "pulsar.sh"), "stop"], check=False, env=env)
+    if args.merge:
+        runs, note = _merged(runs, args)
     data = report.build(runs, skipped, time.monotonic() - started)
+    if args.merge:   # the header stays the full run's; the note says what was run again, when, on what
+        previous = json.loads(report.JSON_PATH.read_text())
+        note[-1]["kop_revision"] = data["kop_revision"]
+        data.update(generated=previous["generated"], kop_revision=previous["kop_revision"],
+                    total_seconds=previous.get("total_seconds", 0), merged=note)
     if args.write:
         report.write(data)
         log(f"wrote {report.JSON_PATH.relative_to(ROOT)} and {report.MD_PATH.relative_to(ROOT)}")
@@ -112,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--suites", nargs="+", default=list(SUITE_ORDER), choices=SUITE_ORDER)
     run.add_argument("--no-write", dest="write", action="store_false",
                      help="print the summary only; leave the committed scoreboard alone")
+    run.add_argument("--merge", action="store_true",
+                     help="put this run's targets x suites into the committed scoreboard, keeping the rest")
     sub.add_parser("report", help="redraw docs/compatibility.md from benchmarks/results/conformance.json")
     args = parser.parse_args(argv)
     if args.command == "fetch":

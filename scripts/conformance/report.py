@@ -105,7 +105,11 @@ def markdown(data: dict) -> str:
            "Each suite ran against kop with `--entry-format pulsar` (**kop-pulsar**), kop with "
            "`--entry-format kafka` (**kop-kafka**) and an Apache Kafka "
            f"{KAFKA_VERSION} KRaft broker (**kafka**, the reference), one after the other, on the same machine. "
-           "A test that failed was run once more on the same target; failing then passing is *flaky*.", "",
+           "A test that failed was run once more on the same target; failing then passing is *flaky*.", ""]
+    for note in data.get("merged", []):
+        out += [f"Re-run {note['generated']} on kop `{note.get('kop_revision', '?')}` and merged in: "
+                f"{', '.join(note['suites'])} against {', '.join(note['targets'])}.", ""]
+    out += [
            "| suite | tests | passing on Kafka | passing on kop (pulsar / kafka format) | known deviations "
            "| open defects | flaky | fail on Kafka too | minutes (kafka / kop-pulsar / kop-kafka) |",
            "|---|---|---|---|---|---|---|---|---|"]

@@ -61,6 +61,23 @@ def _pulsar_admin(path: str, method: str = "GET", body: object | None = None) ->
         return exc.code
 
 
+def _empty_namespace(namespace: str) -> None:
+    """Delete every topic a previous run left in the target's namespace: each run starts from an empty
+    cluster, as the Kafka target does (fresh log dirs), since some tests create fixed topic names
+    (ClientCompatibilityTest's "newtopic") and fail with TOPIC_ALREADY_EXISTS the second time."""
+    from concurrent.futures import ThreadPoolExecutor
+    try:
+        with urllib.request.urlopen(f"{ADMIN_URL}/admin/v2/persistent/{namespace}/partitioned", timeout=30) as r:
+            topics = json.load(r)
+    except OSError:
+        return
+    paths = [t.split("://", 1)[1] for t in topics]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda path: _pulsar_admin(f"persistent/{path}/partitions?force=true", "DELETE"), paths))
+    if paths:
+        log(f"deleted {len(paths)} topics left in {namespace} by an earlier run")
+
+
 class Target:
     """One broker under test. ``with Target(name) as t: ... t.bootstrap``."""
 
@@ -106,6 +123,7 @@ class Target:
             raise RuntimeError(f"could not create the Pulsar namespace public/{namespace} at {ADMIN_URL}")
         _pulsar_admin(f"namespaces/public/{namespace}/retention", "POST",
                       {"retentionTimeInMinutes": 7 * 24 * 60, "retentionSizeInMB": -1})
+        _empty_namespace(f"public/{namespace}")
         env = {**os.environ, "KOP_TOPICS_DEFAULT_PARTITIONS": str(PARTITIONS),
                "KOP_PULSAR_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE, "KOP_PULSAR_NAMESPACE": namespace}
         self._log = open(self.dir / "kop.log", "ab")
