@@ -51,7 +51,8 @@ class Gateway:
         self.coordinator = GroupCoordinator(
             OffsetsStore(self.backend, partitions=g.offsets_partitions),
             CursorSync(self.backend.admin, self.backend.namespace, prefix=g.subscription_prefix,
-                       interval_s=g.cursor_sync_interval_s), g)
+                       interval_s=g.cursor_sync_interval_s,
+                       locate=self.backend.cursor_target if self.backend.contiguous else None), g)
         self.handlers = load_all()
         self.connections: set[KafkaConnection] = set()
         s = config.server
@@ -75,7 +76,8 @@ class Gateway:
                                    self.backend.admin.healthy) if m.enabled else None
         self._group_collector = GroupCollector(self.coordinator)
         self.lag = LagCollector(self.coordinator, self.backend.admin, m.lag_interval_s, m.lag_max_partitions,
-                                m.lag_precise) if m.enabled and m.lag_interval_s > 0 else None
+                                m.lag_precise, log_end=self.backend.log_end if self.backend.contiguous else None,
+                                ) if m.enabled and m.lag_interval_s > 0 else None
 
     @property
     def server(self) -> asyncio.base_events.Server | None:

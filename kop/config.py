@@ -97,6 +97,15 @@ class TopicsConfig:
 
 
 @dataclass(frozen=True)
+class OffsetsConfig:
+    # "contiguous": Kafka offsets 0, 1, 2, ... per partition, from Pulsar's broker entry index (the
+    # brokers need brokerEntryMetadataInterceptors=org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor
+    # and exposingBrokerEntryMetadataToClientEnabled=true; kop refuses to start without them).
+    # "packed": the Pulsar position packed into the offset, for a Pulsar kop cannot configure.
+    mode: str = "packed"
+
+
+@dataclass(frozen=True)
 class FetchConfig:
     # Largest Fetch answer (Kafka's broker setting fetch.max.bytes, same default); a request asking
     # more gets this much. The first batch of a partition still goes whole (KIP-74).
@@ -198,6 +207,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     pulsar: PulsarConfig = field(default_factory=PulsarConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
+    offsets: OffsetsConfig = field(default_factory=OffsetsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -216,7 +226,7 @@ class Config:
 _TOP_KEYS = ("log_level", "log_format")
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in _TOP_KEYS}
 _SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
-                    "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig,
+                    "offsets": OffsetsConfig, "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig,
                     "tls": TlsConfig, "sasl": SaslConfig, "metrics": MetricsConfig}
 
 

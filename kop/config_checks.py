@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 ENTRY_FORMATS = ("pulsar", "kafka")
+OFFSET_MODES = ("contiguous", "packed")
 
 
 def validate(cfg: Config, problems: list[str]) -> None:
@@ -38,6 +39,8 @@ def validate(cfg: Config, problems: list[str]) -> None:
         problems.append("fetch.reader_prefetch: must be at least 1")
     if cfg.fetch.max_response_bytes < 1024:
         problems.append(f"fetch.max_response_bytes: {cfg.fetch.max_response_bytes} is below 1024 bytes")
+    if cfg.offsets.mode not in OFFSET_MODES:
+        problems.append(f"offsets.mode: {cfg.offsets.mode!r} is not one of {', '.join(OFFSET_MODES)}")
     if t.entry_format not in ENTRY_FORMATS:
         problems.append(f"topics.entry_format: {t.entry_format!r} is not one of {', '.join(ENTRY_FORMATS)}")
     if t.retention_ms < -1:

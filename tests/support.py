@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("KOP_PULSAR_ADMIN_URL", "http://127.0.0.1:8080")
 SERVICE_URL = os.environ.get("KOP_PULSAR_SERVICE_URL", "pulsar://127.0.0.1:6650")
 LOG_DIR = ROOT / ".run" / "test-logs"
+# The offsets.mode the gateways of this run use (kop's default unless KOP_OFFSETS_MODE says otherwise):
+# tests that look at offset values expect contiguous ones (0, 1, 2, ...) or packed positions.
+OFFSETS_MODE = os.environ.get("KOP_OFFSETS_MODE") or __import__("kop.config", fromlist=["OffsetsConfig"]).OffsetsConfig().mode
+CONTIGUOUS = OFFSETS_MODE == "contiguous"
 
 
 def unique(prefix: str) -> str:

@@ -92,7 +92,10 @@ def entry_of(header: BatchHeader, batch, entry_format: str) -> Entry:
         tag = producer_tag(header.producer_id, header.producer_epoch, header.base_sequence,
                            last_sequence(header.base_sequence, header.records_count))
     if entry_format == "kafka":
-        return Entry(kafka_entry_metadata(header.records_count, header.max_timestamp, tag), bytes(batch), 1)
+        # The entry declares its records to Pulsar (CommandSend.num_messages): the broker's index,
+        # hence the contiguous offsets, counts them (mapping/offset_index.py).
+        return Entry(kafka_entry_metadata(header.records_count, header.max_timestamp, tag), bytes(batch),
+                     header.records_count)
     records = _records_section(header, batch)
     payload = None
     if _implementation == "native" and header.timestamp_type == 0:

@@ -2,7 +2,7 @@
 restarts and every gateway of a fleet shares it, and used to reclaim storage through Pulsar.
 
 Where it is kept: the property ``kafka.log_start.<partition>`` of the Kafka topic's Pulsar
-partitioned topic (a packed offset, mapping/offsets.py), next to its Kafka configs
+partitioned topic (an offset in the gateway's offsets.mode), next to its Kafka configs
 (policies.py). It only grows: a DeleteRecords below it changes nothing. Two gateways moving one
 partition's start at the same instant could, at worst, leave the smaller of the two (the write is a
 read then a write); the next DeleteRecords moves it on.
@@ -79,7 +79,17 @@ async def _reclaim(backend, topic: str, partition: int, offset: int) -> None:
     """Move the Kafka groups' subscriptions behind ``offset`` up to it, then let Pulsar trim. Best
     effort: the log start has moved whatever happens here."""
     pulsar_topic = partition_topic(backend.namespace, topic, partition)
-    ledger_id, entry_id = offsets.entry_before(offset)
+    try:
+        if backend.contiguous:  # the entry holding the start (entry_index.py); cursors go up to the one before
+            target = await backend.cursor_target(pulsar_topic, offset)
+            if target is None:
+                return
+            ledger_id, entry_id = target[0], target[1] - 1
+        else:
+            ledger_id, entry_id = offsets.entry_before(offset)
+    except Exception as exc:
+        log.warning("%s-%d: log start moved to %d, but its entry was not found: %s", topic, partition, offset, exc)
+        return
     prefix = backend.config.groups.subscription_prefix
     admin = backend.admin
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -47,6 +48,8 @@ Outcome = tuple[int, int, str]  # (Kafka error code, base offset or -1, error me
 # In-flight data per partition before further batches queue; a bound on memory, not a tuning knob.
 MAX_PENDING_RECORDS = 4 * offsets.MAX_BATCH_SIZE
 MAX_PENDING_BYTES = 32 * 1024 * 1024
+# How long the log start a fetch was checked against is trusted (retention moves it).
+FIRST_CACHE_S = 30.0
 
 
 @dataclass(slots=True)
@@ -114,6 +117,12 @@ class PartitionLog:
         self._room: asyncio.Future | None = None
         self._pending_records = 0
         self._pending_bytes = 0
+        # Contiguous offsets (entry_index.py): receipts are numbered in order; one that does not
+        # follow the last entry known waits for a probe, and those behind it wait with it.
+        self.index = backend.entry_index(self.pulsar_topic) if backend.contiguous else None
+        self._numbering: collections.deque = collections.deque()
+        self._probing: asyncio.Task | None = None
+        self._first: tuple[float, int] | None = None  # (when, the log's first readable offset)
 
     @property
     def unused(self) -> bool:
@@ -264,16 +273,72 @@ class PartitionLog:
             log.warning("produce to %s failed: %s", self.url, error)
             outcome = (error.code, -1, error.message)
         else:
-            if header.producer_id >= 0:
-                self.producers.settle(header.producer_id, header.base_sequence, result.base_offset)
-            end = result.base_offset + result.records
-            if end > self.high_watermark:
-                self.high_watermark = end
-            metrics.produced(self.topic, header.size, header.records_count, self.backend.entry_format)
-            outcome = (ErrorCode.NONE, result.base_offset, "")
+            if self.index is not None:
+                self._numbering.append((result, batch, done, in_flight))
+                self._number()
+                return
+            self._stored(result.base_offset, batch, done, in_flight)
+            return
         if in_flight is not None:
             in_flight.settle(outcome)
         _call(done, outcome)
+
+    def _stored(self, base_offset: int, batch: Batch, done: Done, in_flight: _InFlight | None) -> None:
+        header = batch.header
+        if header.producer_id >= 0:
+            self.producers.settle(header.producer_id, header.base_sequence, base_offset)
+        end = base_offset + header.records_count
+        if end > self.high_watermark:
+            self.high_watermark = end
+        metrics.produced(self.topic, header.size, header.records_count, self.backend.entry_format)
+        outcome = (ErrorCode.NONE, base_offset, "")
+        if in_flight is not None:
+            in_flight.settle(outcome)
+        _call(done, outcome)
+
+    def _number(self) -> None:
+        """Contiguous offsets for the receipts in order: at once for an entry that follows the last
+        entry known, after a probe otherwise (entry_index.py)."""
+        while self._numbering and self._probing is None:
+            result, batch, done, in_flight = self._numbering[0]
+            span = self.index.follows(result.ledger_id, result.entry_id, batch.header.records_count)
+            if span is None:
+                self._probing = asyncio.ensure_future(self._probe(result.ledger_id, result.entry_id))
+                return
+            self._numbering.popleft()
+            self.index.note(span)
+            self._stored(span.first, batch, done, in_flight)
+
+    async def _probe(self, ledger: int, entry: int) -> None:
+        result, batch, done, in_flight = self._numbering[0]
+        try:
+            for attempt in range(3):
+                try:
+                    found = await self.index.probe(ledger, entry)
+                    break
+                except Exception:  # noqa: BLE001 - a passing failure: try again, then give up below
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(0.2 * (attempt + 1))
+            if found is None or found[1] != (ledger, entry) or found[0] is None:
+                raise KafkaError(ErrorCode.UNKNOWN_SERVER_ERROR,
+                                 f"entry {ledger}:{entry} of {self.url} has no broker index (offsets.mode contiguous)")
+        except Exception as exc:  # stored, but its offset is unknown: the client gets a retriable error
+            error = exc if isinstance(exc, KafkaError) else kafka_error_of(exc)
+            log.warning("numbering entry %d:%d of %s failed: %s", ledger, entry, self.url, error)
+            self._numbering.popleft()
+            if batch.header.producer_id >= 0:  # its retry is written again (readers skip the repeat)
+                self.producers.forget(batch.header.producer_id, batch.header.base_sequence)
+            outcome = (ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, str(error))
+            if in_flight is not None:
+                in_flight.settle(outcome)
+            _call(done, outcome)
+        else:
+            self._numbering.popleft()
+            self._stored(found[0].first, batch, done, in_flight)
+        finally:
+            self._probing = None
+        self._number()
 
     async def _ensure_writer(self) -> None:
         if self.writer is not None and not self.writer.failed:
@@ -319,6 +384,19 @@ class PartitionLog:
 
     # -- reading --------------------------------------------------------------------------------
 
+    async def in_range(self, offset: int) -> bool:
+        """Whether a fetch at ``offset`` is served (contiguous offsets): between the log start and the
+        high watermark, both inclusive, as Kafka's broker answers; OFFSET_OUT_OF_RANGE otherwise, so
+        ``auto.offset.reset`` applies. The bounds are asked again before an offset is refused."""
+        if offset > self.high_watermark:
+            await self.backend.latest_offset(self.topic, self.partition)
+            if offset > self.high_watermark:
+                return False
+        now = time.monotonic()
+        if self._first is None or offset < self._first[1] or now - self._first[0] > FIRST_CACHE_S:
+            self._first = (now, await self.backend.earliest_offset(self.topic, self.partition))
+        return offset >= self._first[1]
+
     def note_end(self, end_offset: int) -> None:
         """Records up to ``end_offset`` exist (a reader saw them, or Pulsar said so)."""
         if end_offset > self.high_watermark:
@@ -326,7 +404,7 @@ class PartitionLog:
 
     async def reader_at(self, offset: int) -> PartitionReader:
         """A reader standing at ``offset`` (a cached one if possible), lent until released."""
-        return await self.backend.reader_at(self.url, offset)
+        return await self.backend.reader_at(self, offset)
 
     def release(self, reader: PartitionReader, failed: bool = False) -> None:
         if reader.high_offset > self.high_watermark:

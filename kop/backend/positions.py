@@ -1,5 +1,6 @@
 """Where a partition starts and ends, and which offset a timestamp falls on, as Kafka offsets
-(packed Pulsar positions, mapping/offsets.py): what ListOffsets asks. A mixin of PulsarBackend.
+(contiguous ones through the broker entry index, entry_index.py; or packed Pulsar positions,
+mapping/offsets.py): what ListOffsets asks. A mixin of PulsarBackend.
 
 Each answer comes from what Pulsar itself says (last message id, internal stats, a publish-time
 seek), so it holds for entries this gateway never saw: written by another gateway of the fleet,
@@ -12,6 +13,7 @@ import asyncio
 
 from ..mapping import offsets
 from ..mapping.topics import partition_topic
+from .entry_index import span_of_entry
 from .errors import kafka_error_of
 from .wire.entries import split
 from .wire.reader import WireReader
@@ -22,7 +24,16 @@ class OffsetLookups:
     them)."""
 
     async def latest_offset(self, topic: str, partition: int) -> int:
-        """Kafka's log end offset: one past the last record (packed)."""
+        """Kafka's log end offset: one past the last record."""
+        if self.contiguous:
+            log = self.partition_log(topic, partition)
+            try:
+                last = await log.index.last()
+                end = last.end if last is not None else (await self._empty_end(log))
+            except Exception as exc:
+                raise kafka_error_of(exc) from exc
+            log.note_end(end)
+            return log.high_watermark
         ptopic = partition_topic(self.namespace, topic, partition)
         try:
             last = await self.admin.last_message_id(ptopic)
@@ -45,9 +56,20 @@ class OffsetLookups:
         log.note_end(end)
         return log.high_watermark
 
+    async def _empty_end(self, log) -> int:
+        """The log end of a partition whose last entry tells nothing (none, or none with an index):
+        what this gateway knows, else 0."""
+        return max(log.high_watermark, 0)
+
     async def last_record(self, topic: str, partition: int) -> tuple[int, int]:
         """(offset, timestamp) for ListOffsets' MAX_TIMESTAMP: the first record of the last entry,
         timestamp unknown (-1). Pulsar keeps no timestamp index to answer it exactly."""
+        if self.contiguous:
+            try:
+                last = await self.partition_log(topic, partition).index.last()
+            except Exception as exc:
+                raise kafka_error_of(exc) from exc
+            return (last.first, -1) if last is not None else (-1, -1)
         ptopic = partition_topic(self.namespace, topic, partition)
         try:
             last = await self.admin.last_message_id(ptopic)
@@ -60,6 +82,14 @@ class OffsetLookups:
     async def earliest_offset(self, topic: str, partition: int) -> int:
         """The first entry's offset; when empty, the log end but never past the empty ledger's start
         (a write landing between the two queries must not be skipped by a reset to "earliest")."""
+        if self.contiguous:
+            log = self.partition_log(topic, partition)
+            end = await self.latest_offset(topic, partition)  # asked first: a write racing us lands at or after it
+            try:
+                first = await log.index.first()
+            except Exception as exc:
+                raise kafka_error_of(exc) from exc
+            return first.first if first is not None else end
         ptopic = partition_topic(self.namespace, topic, partition)
         try:
             stats = await self.admin.internal_stats(ptopic)
@@ -97,7 +127,14 @@ class OffsetLookups:
             if "num_messages_in_batch" in metadata:
                 singles = split(metadata, entry.payload)
                 stamp = singles[0].metadata.get("event_time", 0) if singles else 0
-            return offsets.pack(entry.ledger_id, entry.entry_id, 0), stamp or metadata.get("publish_time", -1)
+            if self.contiguous:
+                span = span_of_entry(entry)
+                if span is None:
+                    return -1, -1
+                offset = span.first
+            else:
+                offset = offsets.pack(entry.ledger_id, entry.entry_id, 0)
+            return offset, stamp or metadata.get("publish_time", -1)
         except Exception as exc:
             raise kafka_error_of(exc) from exc
         finally:

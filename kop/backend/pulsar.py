@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 
@@ -25,6 +26,7 @@ from ..protocol.records import BatchHeader
 from . import admin as admin_api, policies
 from .errors import kafka_error_of
 from .batch_codec import Entry, entry_of, kafka_entry_metadata
+from .entry_index import EntryIndex
 from .partition_log import Batch, PartitionLog
 from .positions import OffsetLookups
 from .reader import PartitionReader, ReadFailed
@@ -38,9 +40,20 @@ log = logging.getLogger(__name__)
 
 PARTITION_CACHE_S = 5.0
 PARTITION_CACHE_MAX = 10_000  # topics whose partition count is kept
+ENTRY_INDEXES = 20_000  # partitions whose known entries are kept (a few KB each)
 # Entries a new reader starts before its offset: a Pulsar client resends at most what was awaiting
 # receipts, and a Kafka producer has at most 5 batches in flight per partition.
 RESEND_LOOKBACK_ENTRIES = 16
+
+def missing_entry_index(runtime: dict[str, str]) -> str:
+    """What a Pulsar's runtime configuration lacks for contiguous offsets ("" when nothing)."""
+    missing = []
+    if "AppendIndexMetadataInterceptor" not in runtime.get("brokerEntryMetadataInterceptors", ""):
+        missing.append("brokerEntryMetadataInterceptors=org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor")
+    if runtime.get("exposingBrokerEntryMetadataToClientEnabled", "false").lower() != "true":
+        missing.append("exposingBrokerEntryMetadataToClientEnabled=true")
+    return " and ".join(missing)
+
 
 class PulsarBackend(OffsetLookups):
     def __init__(self, config: Config, parent: "PulsarBackend | None" = None) -> None:
@@ -52,6 +65,7 @@ class PulsarBackend(OffsetLookups):
         self.namespace = Namespace(config.pulsar.tenant, config.pulsar.namespace)
         self.system_namespace = Namespace(*config.pulsar.system_namespace.split("/", 1))
         self.entry_format = config.topics.entry_format
+        self.contiguous = config.offsets.mode == "contiguous"  # Kafka offsets 0, 1, 2 (entry_index.py)
         # Pulsar's protocol spoken on the event loop (wire/connection.py says why not pulsar-client).
         self.wire = WireClient(config.pulsar.service_url, config.pulsar.auth_token, config.pulsar.operation_timeout_s)
         self.admin = admin_api.PulsarAdmin(config.pulsar.admin_url, config.pulsar.auth_token,
@@ -59,6 +73,7 @@ class PulsarBackend(OffsetLookups):
         self._partitions: dict[str, tuple[float, int]] = {}
         self._count_lookups: dict[str, asyncio.Future] = {}
         self._logs: dict[tuple[str, int], PartitionLog] = {}  # by (Kafka topic, partition)
+        self._indexes: OrderedDict[str, EntryIndex] = OrderedDict()  # by Pulsar partition URL, LRU
         self.readers = ReaderCache(config.fetch.max_readers_per_partition, config.fetch.max_readers)
         self._janitor: asyncio.Task | None = None
         self._pid_producer: PartitionWriter | None = None
@@ -73,6 +88,12 @@ class PulsarBackend(OffsetLookups):
         runtime = self._broker_settings = await self.admin.runtime_configuration()
         max_entries = int(runtime.get("managedLedgerMaxEntriesPerLedger", "50000"))
         offsets.check_max_entries_per_ledger(max_entries)
+        if self.contiguous:
+            missing = missing_entry_index(runtime)
+            if missing:
+                raise RuntimeError(f"offsets.mode = \"contiguous\" needs Pulsar's broker entry index, and this "
+                                   f"Pulsar lacks {missing}: set them on the brokers, or set offsets.mode = \"packed\" "
+                                   f"(README, \"Offsets\")")
         await self.admin.ensure_namespace(self.system_namespace)
         self._janitor = asyncio.create_task(self._close_idle_readers())
 
@@ -246,17 +267,54 @@ class PulsarBackend(OffsetLookups):
         for records Kafka would refuse)."""
         return Batch(header, entry_of(header, batch, self.entry_format))
 
+    def entry_index(self, topic: PulsarTopic) -> EntryIndex:
+        """The contiguous-offset index of a Pulsar partition (offsets.mode contiguous), shared by its
+        log, its readers and the cursor sync; at most ENTRY_INDEXES kept (least recently used go)."""
+        found = self._indexes.pop(topic.url, None)
+        if found is None:
+            found = EntryIndex(self.wire, self.admin, topic)
+        self._indexes[topic.url] = found
+        if len(self._indexes) > ENTRY_INDEXES:
+            self._indexes.popitem(last=False)
+        return found
+
+    async def cursor_target(self, topic: PulsarTopic, offset: int) -> tuple[int, int] | None:
+        """Where a Kafka group's Pulsar subscription reads from for committed ``offset`` (the cursor
+        sync): the entry holding it, or the next one. Packed offsets name their entry themselves."""
+        if not self.contiguous:
+            return None
+        try:
+            return await self.entry_index(topic).cursor_target(offset)
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+
+    async def log_end(self, topic: PulsarTopic) -> int:
+        """A Pulsar partition's log end offset, contiguous offsets (the lag metric's, any namespace)."""
+        last = await self.entry_index(topic).last()
+        return last.end if last is not None else 0
+
     def high_watermark(self, topic: str, partition: int) -> int:
         return self.partition_log(topic, partition).high_watermark
 
     # -- fetch ----------------------------------------------------------------------------------
 
-    async def reader_at(self, url: str, offset: int) -> PartitionReader:
+    async def reader_at(self, partition_log: PartitionLog, offset: int) -> PartitionReader:
         """A reader positioned at ``offset`` (cached one if possible), marked busy."""
+        url = partition_log.url
         cached = self.readers.lend(url, offset)
         if cached is not None:
             return cached
-        ledger, entry, _ = offsets.unpack(offset)
+        try:
+            if partition_log.index is not None:
+                position = await partition_log.index.position_of(offset)
+                if position is None:  # nothing at or after it yet: wait at the end
+                    last = await self.admin.last_message_id(partition_log.pulsar_topic)
+                    position = (int(last["ledgerId"]), int(last["entryId"]) + 1)
+            else:
+                position = offsets.unpack(offset)[:2]
+        except Exception as exc:
+            raise kafka_error_of(exc) from exc
+        ledger, entry = position
         # A few entries early, so the reader has passed the batches a resend would repeat (resends.py);
         # poll() steps over everything before ``offset``.
         start = (ledger, max(entry - RESEND_LOOKBACK_ENTRIES, 0))
@@ -264,7 +322,7 @@ class PulsarBackend(OffsetLookups):
             raw = await WireReader(self.wire, url, start, self.config.fetch.reader_prefetch).start()
         except Exception as exc:
             raise kafka_error_of(exc) from exc
-        reader = PartitionReader(raw, url, offset)
+        reader = PartitionReader(raw, url, offset, partition_log.index)
         self.readers.add(reader)
         return reader
 

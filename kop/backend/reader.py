@@ -29,6 +29,7 @@ from ..mapping import offsets
 from ..protocol import records as kafka_records
 from .batch_codec import kafka_batch_of
 from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS
+from .entry_index import EntryIndex, span_of_entry
 from .resends import SeenBatches, parse_producer_tag, records_of
 from .wire.entries import EntryError, decompress, first_message, properties_of
 from .wire.errors import WireError
@@ -54,9 +55,12 @@ class Polled:
 class PartitionReader:
     """One wire reader and the Kafka fetch position it stands at."""
 
-    def __init__(self, reader: WireReader, topic_url: str, next_offset: int) -> None:
+    def __init__(self, reader: WireReader, topic_url: str, next_offset: int, index: EntryIndex | None = None) -> None:
         self.reader = reader
         self.topic_url = topic_url
+        # Contiguous offsets: each entry's from its broker index (entry_index.py); else packed positions.
+        self.index = index
+        self._unindexed_warned = False
         self.next_offset = next_offset  # where the next Kafka fetch is expected to start
         self.busy = False
         self.last_used = time.monotonic()
@@ -79,7 +83,18 @@ class PartitionReader:
             entry = self.reader.take()
             if entry is None:
                 break
-            base = offsets.pack(entry.ledger_id, entry.entry_id, 0)
+            if self.index is not None:
+                span = span_of_entry(entry)
+                if span is None:  # written before the broker stamped indexes: no offsets in this mode
+                    if not self._unindexed_warned:
+                        log.warning("%s: entry %d:%d has no broker index; entries without one are not readable "
+                                    "with offsets.mode contiguous", self.topic_url, entry.ledger_id, entry.entry_id)
+                        self._unindexed_warned = True
+                    continue
+                self.index.note(span)
+                base = span.first
+            else:
+                base = offsets.pack(entry.ledger_id, entry.entry_id, 0)
             metadata = entry.metadata
             props = metadata.get("properties")
             entry_props = properties_of(metadata) if props else {}

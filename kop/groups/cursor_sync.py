@@ -74,7 +74,9 @@ class CursorSync:
 
     def __init__(self, admin: PulsarAdmin, namespace: Namespace, prefix: str = "kafka-group-",
                  interval_s: float = 1.0, *, max_pending: int = 100_000, max_attempts: int = 5,
-                 concurrency: int = 16, entry_cache_size: int = 10_000) -> None:
+                 concurrency: int = 16, entry_cache_size: int = 10_000, locate=None) -> None:
+        """``locate(pulsar topic, offset)``: the (ledger, entry) a contiguous offset's subscription
+        reads from (backend.cursor_target), or None where offsets are packed positions."""
         if not prefix or not set(prefix) <= PREFIX_CHARS or prefix.startswith("pulsar.") or prefix[0] == ".":
             # Non-empty, so that no name is "", "." or ".."; "pulsar.repl" is Pulsar's replicator prefix.
             raise ValueError(f"subscription prefix {prefix!r}: 1+ characters of [a-zA-Z0-9_-.:=], "
@@ -82,6 +84,7 @@ class CursorSync:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self._admin = admin
+        self._locate = locate
         self._ns = namespace
         self.prefix = prefix
         self.interval_s = float(interval_s)
@@ -294,6 +297,10 @@ class CursorSync:
 
     async def _target(self, pt: PulsarTopic, offset: int) -> tuple[int, int]:
         """The (ledger, entry) the read position must be at for Kafka offset ``offset``."""
+        if self._locate is not None:
+            located = await self._locate(pt, offset)
+            if located is not None:
+                return located
         ledger_id, entry_id, batch_index = offset_layout.unpack(offset)
         if batch_index == 0:
             return ledger_id, entry_id

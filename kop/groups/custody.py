@@ -23,6 +23,7 @@ when the ownership loop sees another holder in Pulsar's stats.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from ..protocol.errors import ErrorCode
 from .scope import display
 from .state import Group, GroupState, Member
-from .store import CommittedOffset, GroupRecord, MemberRecord, NotOwner
+from .store import CommittedOffset, GroupRecord, MemberRecord, NotOwner, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,33 @@ class Custody:
                 raise
             return True
 
+    async def _migrate_packed(self, loaded) -> None:
+        """Commits made with packed offsets (before offsets.mode contiguous), translated to the
+        contiguous offset of the same record, and stored so: a packed offset is never served as a
+        contiguous one (store.to_contiguous says how a record that is gone is handled)."""
+        by_group: dict[str, dict] = {}
+        for (group_id, topic, index), commit in list(loaded.offsets.items()):
+            if commit.mode == "contiguous" or commit.offset < 0:
+                continue
+            pulsar_topic = self.cursor_sync.partition_of(group_id, topic, index)
+            try:
+                offset = await self.store.to_contiguous(pulsar_topic, commit.offset)
+            except Exception as exc:  # Pulsar away: the partition is adopted again later
+                raise StoreError(f"translating {group_id!r} {topic}-{index}'s packed offset: {exc}") from exc
+            translated = dataclasses.replace(commit, offset=offset, mode="contiguous")
+            loaded.offsets[(group_id, topic, index)] = translated
+            by_group.setdefault(group_id, {})[(topic, index)] = translated
+            log.info("group %s: %s-%d committed packed offset %d, now contiguous offset %d", group_id, topic,
+                     index, commit.offset, offset)
+        for group_id, commits in by_group.items():
+            await self.store.write_offsets(group_id, commits)
+
     async def _adopt(self, partition: int) -> None:
         """Load the groups of an ``__offsets`` partition whose producer this gateway now holds."""
         self.loading.add(partition)
         loaded = await self.store.load(partition)
+        if self.store.mode == "contiguous":
+            await self._migrate_packed(loaded)
         self.loading.discard(partition)
         now = time.monotonic()
         recent_ms = (time.time() - CURSOR_RESYNC_WINDOW_S) * 1000

@@ -1,7 +1,12 @@
 """Consumer-group metrics: group counts and members at scrape time, consumer lag in the background.
 
-Lag comes from Pulsar, not from Kafka offsets (which are packed positions, not record counts,
-mapping/offsets.py): the cursor sync (cursor_sync.py) keeps a durable subscription per group at its
+With contiguous offsets (offsets.mode = "contiguous", the default) lag is Kafka's: the partition's
+log end offset minus the committed offset, in records, for every entry format. Every
+``metrics.lag_interval_s`` the gateway asks the log end of each partition its own groups committed
+on (at most ``metrics.lag_max_partitions`` per round).
+
+With packed offsets, lag comes from Pulsar, not from Kafka offsets (which are packed positions, not
+record counts, mapping/offsets.py): the cursor sync (cursor_sync.py) keeps a durable subscription per group at its
 committed offset, so the subscription's backlog *is* what the group has not consumed. Every
 ``metrics.lag_interval_s`` the gateway reads the stats of each partition its own groups committed
 on (one admin call per partition, at most ``metrics.lag_max_partitions`` per round) and sets
@@ -59,9 +64,12 @@ class GroupCollector:
 class LagCollector:
     """Sets ``kop_consumer_lag_messages`` for the groups this gateway coordinates (module docstring)."""
 
-    def __init__(self, coordinator, admin, interval_s: float, max_partitions: int, precise: bool) -> None:
+    def __init__(self, coordinator, admin, interval_s: float, max_partitions: int, precise: bool,
+                 log_end=None) -> None:
+        """``log_end(pulsar topic)``: a partition's log end offset, where offsets are contiguous."""
         self._coordinator = coordinator
         self._admin = admin
+        self._log_end = log_end
         self.interval_s = interval_s
         self.max_partitions = max_partitions
         self.precise = precise
@@ -102,17 +110,29 @@ class LagCollector:
                 if partition.url not in wanted and len(wanted) >= self.max_partitions:
                     continue
                 wanted.setdefault(partition.url, (partition, []))[1].append(
-                    (metrics.group_label(scope.display(group_id)), metrics.topic_label(topic), str(index), subscription))
+                    (metrics.group_label(scope.display(group_id)), metrics.topic_label(topic), str(index), subscription,
+                     commits.get((topic, index))))
         shown: set[tuple[str, str, str]] = set()
         failures = []
         for partition, entries in wanted.values():
+            if self._log_end is not None:
+                try:
+                    end = await self._log_end(partition)
+                except Exception as exc:  # a deleted topic, Pulsar away: skip it this round
+                    failures.append(f"{partition.url}: {exc}")
+                    continue
+                for group, topic, index, _subscription, commit in entries:
+                    if commit is not None and commit.offset >= 0:
+                        metrics.CONSUMER_LAG.labels(group, topic, index).set(max(end - commit.offset, 0))
+                        shown.add((group, topic, index))
+                continue
             try:
                 stats = await self._admin.partition_stats(partition, self.precise)
             except Exception as exc:  # a deleted topic, Pulsar away: skip it this round
                 failures.append(f"{partition.url}: {exc}")
                 continue
             subscriptions = stats.get("subscriptions", {})
-            for group, topic, index, subscription in entries:
+            for group, topic, index, subscription, _commit in entries:
                 sub = subscriptions.get(subscription)
                 if sub is None:
                     continue  # the cursor sync has not created it yet

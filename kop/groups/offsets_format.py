@@ -23,6 +23,9 @@ class CommittedOffset:
     metadata: str | None
     commit_timestamp: int  # ms
     leader_epoch: int = -1
+    # The offsets.mode the offset was committed in, as stored ("" until stored). A record without one
+    # was written before contiguous offsets existed: a packed offset (store.py translates it).
+    mode: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +72,15 @@ def group_key(group_id: str) -> str:
     return json.dumps(["group", group_id], **_JSON)
 
 
-def encode_offset(commit: CommittedOffset) -> bytes:
+def encode_offset(commit: CommittedOffset, mode: str = "packed") -> bytes:
     return json.dumps({"v": FORMAT_VERSION, "offset": commit.offset, "metadata": commit.metadata,
-                       "timestamp": commit.commit_timestamp, "leader_epoch": commit.leader_epoch},
+                       "timestamp": commit.commit_timestamp, "leader_epoch": commit.leader_epoch, "mode": mode},
                       **_JSON).encode()
 
 
 def decode_offset(value: dict[str, Any]) -> CommittedOffset:
     return CommittedOffset(int(value["offset"]), value.get("metadata"), int(value["timestamp"]),
-                           int(value.get("leader_epoch", -1)))
+                           int(value.get("leader_epoch", -1)), str(value.get("mode", "packed")))
 
 
 def _b64(data: bytes) -> str:

@@ -63,6 +63,7 @@ from typing import Any
 from ..backend import admin as admin_api
 from ..backend.exclusive_log import MAX_IN_FLIGHT, ExclusiveLog, read_to_end
 from ..backend.wire.errors import WireError
+from ..mapping import offsets as packed_layout
 from ..mapping.topics import Namespace, PulsarTopic
 from .offsets_format import (CommittedOffset, GroupRecord, LoadedPartition, MemberRecord,  # noqa: F401
                              apply_record, encode_group, encode_offset, group_key, offset_key,
@@ -118,6 +119,8 @@ class OffsetsStore:
         self.namespace: Namespace = backend.system_namespace
         self.topic = PulsarTopic(self.namespace, topic_name)
         self._wire = backend.wire
+        self._backend = backend
+        self.mode = "contiguous" if getattr(backend, "contiguous", False) else "packed"  # of the offsets written
         self._admin: admin_api.PulsarAdmin = backend.admin
         self._lanes: dict[int, ExclusiveLog] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -176,7 +179,7 @@ class OffsetsStore:
     # -- writing --------------------------------------------------------------------------------
 
     async def write_offsets(self, group_id: str, commits: dict[tuple[str, int], CommittedOffset]) -> None:
-        await self._write(group_id, [(offset_key(group_id, topic, partition), encode_offset(commit))
+        await self._write(group_id, [(offset_key(group_id, topic, partition), encode_offset(commit, self.mode))
                                      for (topic, partition), commit in commits.items()])
 
     async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
@@ -280,6 +283,22 @@ class OffsetsStore:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError(f"the store of {self.topic.url} is closed", WireError("AlreadyClosed"))
+
+    async def to_contiguous(self, topic: PulsarTopic, packed: int) -> int:
+        """The contiguous offset of what a packed-mode commit pointed at: the same record when its entry
+        is still there with a broker index, else the first readable record after it (what a packed-mode
+        fetch at that offset continued with), else the log end."""
+        ledger, entry, index = packed_layout.unpack(packed)
+        entries = self._backend.entry_index(topic)
+        found = await entries.probe(ledger, entry)
+        while found is not None and found[0] is None:  # written before indexes: not readable now
+            found = await entries.probe(found[1][0], found[1][1] + 1)
+        if found is None:
+            return await self._backend.log_end(topic)
+        span, position = found
+        if position == (ledger, entry):
+            return span.first + index if index < span.count else span.end
+        return span.first
 
     # -- reading --------------------------------------------------------------------------------
 

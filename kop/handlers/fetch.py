@@ -12,9 +12,12 @@ Deviations from Kafka:
 - No incremental fetch sessions (KIP-227): ``session_id`` 0 tells clients to send full requests.
 - ``isolation_level`` is accepted and ignored (no transactions, so nothing is ever uncommitted);
   ``last_stable_offset`` = ``high_watermark``.
-- Offsets are packed Pulsar positions (mapping/offsets.py): a fetch offset that names no record
-  continues at the next one, and OFFSET_OUT_OF_RANGE is returned only below the log start a
-  DeleteRecords set (backend/log_start.py), as Kafka does: an offset beyond the end simply waits.
+- Contiguous offsets (the default, backend/entry_index.py): OFFSET_OUT_OF_RANGE past the high
+  watermark and below the log start (the first readable entry, or where DeleteRecords moved it),
+  as Kafka answers. With ``offsets.mode = "packed"`` offsets are packed Pulsar positions
+  (mapping/offsets.py): a fetch offset that names no record continues at the next one, and
+  OFFSET_OUT_OF_RANGE is returned only below the log start a DeleteRecords set (backend/log_start.py):
+  an offset beyond the end simply waits.
 - ``high_watermark`` is the highest end offset this gateway has seen written or read; it can lag
   writes made through another path until they are read.
 - ``max_bytes`` is capped at ``fetch.max_response_bytes`` (55 MiB, the default of Kafka's broker
@@ -136,6 +139,9 @@ async def _open(backend, slot: _Slot) -> None:
         slot.log = backend.partition_log(slot.topic, slot.partition)
         if slot.log.high_watermark < 0:
             await backend.latest_offset(slot.topic, slot.partition)
+        if backend.contiguous and not await slot.log.in_range(slot.offset):
+            slot.error = ErrorCode.OFFSET_OUT_OF_RANGE  # past the end or before the start, as Kafka answers
+            return
         slot.reader = await slot.log.reader_at(slot.offset)
     except InvalidTopicName:
         slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

@@ -19,7 +19,7 @@ from kop.backend.pulsar import PulsarBackend
 from kop.config import load
 from kop.groups.store import (CommittedOffset, NotOwner, GroupRecord, LoadedPartition, MemberRecord, OffsetsStore,
                               StoreError, partition_for)
-from support import ROOT, admin, drop_namespace, unique
+from support import ADMIN_URL, OFFSETS_MODE, ROOT, SERVICE_URL, admin, drop_namespace, unique
 
 pytestmark = pytest.mark.pulsar
 
@@ -28,7 +28,8 @@ GROUPS = ["g-alpha", "g-beta", "g-gamma", "g-delta", "g-epsilon", "g-zeta", 'g/"
 
 
 async def _backend(namespace: str) -> PulsarBackend:
-    backend = PulsarBackend(load(env={"KOP_PULSAR_SYSTEM_NAMESPACE": f"public/{namespace}"}))
+    backend = PulsarBackend(load(env={"KOP_PULSAR_SYSTEM_NAMESPACE": f"public/{namespace}", "KOP_OFFSETS_MODE": OFFSETS_MODE,
+                                      "KOP_PULSAR_ADMIN_URL": ADMIN_URL, "KOP_PULSAR_SERVICE_URL": SERVICE_URL}))
     await backend.start()
     return backend
 

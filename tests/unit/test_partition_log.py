@@ -39,6 +39,7 @@ class Backend:
     def __init__(self, opened: asyncio.Event | None = None, fail_open: bool = False) -> None:
         self.namespace = Namespace("public", "default")
         self.entry_format = "kafka"
+        self.contiguous = False
         self.writer = Writer()
         self.opened = opened
         self.fail_open = fail_open
