@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from apps import FULL, JavaApp, record
+from apps import FULL, JavaApp, record, tool_output
 from support import free_port, unique
 
 pytestmark = pytest.mark.pulsar
@@ -74,7 +74,7 @@ def _connectors_running(port: int) -> bool:
 
 
 @pytest.mark.parametrize("entry_format", FORMATS)
-def test_file_round_trip_survives_worker_restarts(gateways, kafka_apps, entry_format):
+def test_file_round_trip_survives_worker_restarts(gateways, kafka_apps, kafka_tools, entry_format):
     gw = gateways("--entry-format", entry_format)
     work = Path(tempfile.mkdtemp(prefix="kop-connect-"))
     source, sink = work / "in.txt", work / "out.txt"
@@ -134,6 +134,10 @@ def test_file_round_trip_survives_worker_restarts(gateways, kafka_apps, entry_fo
         resources = [ConfigResource("TOPIC", t) for t in internal.values()]
         for resource, future in client.describe_configs(resources).items():
             assert future.result(30)["cleanup.policy"].value == "compact", resource
+        described = tool_output(kafka_tools, "kafka.admin.ConfigCommand", "--bootstrap-server", gw.bootstrap,
+                                "--entity-type", "topics", "--entity-name", internal["offset.storage.topic"],
+                                "--describe")
+        assert "cleanup.policy=compact" in described, described
         topics = client.list_topics(timeout=30).topics
         assert [len(topics[t].partitions) for t in internal.values()] == [1, 25, 5]
         groups = client.list_consumer_groups().result(30).valid
