@@ -116,16 +116,20 @@ class PulsarBackend(OffsetLookups):
     def partitioned(self, topic: str) -> PulsarTopic:
         return partitioned_topic(self.namespace, topic)
 
-    async def partition_count(self, topic: str, fresh: bool = False) -> int:
+    async def partition_count(self, topic: str, fresh: bool = False, max_age_s: float | None = None) -> int:
         """Partitions of Kafka topic ``topic``; 0 if it does not exist.
 
         A count younger than PARTITION_CACHE_S is answered from the cache; up to twice that, it is
         answered while one refresh runs in the background. Requests that find no usable count share
         one lookup per topic: at thousands of produce requests a second, each expiry used to send
-        one admin call per request (a tenth of kop's CPU)."""
+        one admin call per request (a tenth of kop's CPU). ``max_age_s``: a count older than that is
+        looked up (shared) before answering; Metadata asks so, since a CreatePartitions served by
+        another gateway or worker must show at once, as Kafka's brokers show it."""
         cached = self._partitions.get(topic)
         if cached and not fresh:
             age = time.monotonic() - cached[0]
+            if max_age_s is not None and age > max_age_s:
+                return await asyncio.shield(self._count_lookup(topic))
             if age < 2 * PARTITION_CACHE_S:
                 if age >= PARTITION_CACHE_S:
                     self._count_lookup(topic)

@@ -130,6 +130,8 @@ async def _open(backend, slot: _Slot) -> None:
     try:
         check_kafka_name(slot.topic)
         count = await backend.partition_count(slot.topic)
+        if slot.partition >= count:  # grown by another gateway or worker since it was cached?
+            count = await backend.partition_count(slot.topic, max_age_s=0.5)
         if not 0 <= slot.partition < count:
             slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             return

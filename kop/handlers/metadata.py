@@ -62,6 +62,11 @@ async def serve(ctx, request):
                 controller_id=min(live), topics=topics, error_code=0)
 
 
+# How old a partition count a Metadata answer may use: another gateway (or worker) may have grown the
+# topic; clients ask Metadata again exactly when they meet a partition they do not know.
+METADATA_COUNT_AGE_S = 0.5
+
+
 async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCode]:
     if name is None:
         return "", 0, ErrorCode.UNKNOWN_TOPIC_ID  # topic ids are not kept (see the docstring)
@@ -72,7 +77,7 @@ async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCo
     if is_hidden(name):
         return name, 0, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
     try:
-        count = await backend.partition_count(name)
+        count = await backend.partition_count(name, max_age_s=METADATA_COUNT_AGE_S)
         if count == 0 and allow_create:
             try:
                 await kafka_topics.create(backend, name, cfg.topics.default_partitions, {})

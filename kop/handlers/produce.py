@@ -47,6 +47,8 @@ from .registry import handler
 API_KEY = 0
 log = logging.getLogger(__name__)
 
+# A partition beyond the cached count is looked up again when the count is older than this.
+PARTITION_RECHECK_S = 0.5
 # Pulsar's default maxMessageSize (5 MiB) less room for the entry's own metadata.
 MAX_ENTRY_BYTES = 5 * 1024 * 1024 - 64 * 1024
 
@@ -77,9 +79,9 @@ def serve(ctx, request):
         count = backend.cached_partition_count(name)
         for part in topic.partition_data:
             index = answer.slot()
-            if part.index < 0 or (count is not None and part.index >= count):
+            if part.index < 0:
                 answer.outcome(index, (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
-            elif count is not None:
+            elif count is not None and part.index < count:
                 try:
                     batch = _batch(backend, part, name)
                 except KafkaError as exc:
@@ -151,7 +153,8 @@ def _response(request, outcomes: list) -> ProduceResponseData | None:
 
 async def _check_then_write(backend, name: str, part, partition_log, slot) -> None:
     try:
-        count = await backend.partition_count(name)
+        # Beyond the cached count: maybe grown by another gateway or worker since; ask.
+        count = await backend.partition_count(name, max_age_s=PARTITION_RECHECK_S)
         if part.index >= count:
             partition_log.cancel(slot, (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, -1, f"{name}-{part.index} does not exist"))
             backend.discard_if_unused(partition_log)
