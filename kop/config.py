@@ -102,7 +102,7 @@ class OffsetsConfig:
     # brokers need brokerEntryMetadataInterceptors=org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor
     # and exposingBrokerEntryMetadataToClientEnabled=true; kop refuses to start without them).
     # "packed": the Pulsar position packed into the offset, for a Pulsar kop cannot configure.
-    mode: str = "packed"
+    mode: str = "contiguous"
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,8 @@ FETCH_WAIT_SECONDS = Histogram("kop_fetch_wait_seconds", "How long a waiting fet
 
 GROUP_REBALANCES = Counter("kop_group_rebalances", "Completed rebalances (a new generation), by group",
                            ["group"], registry=REGISTRY)
-CONSUMER_LAG = Gauge("kop_consumer_lag_messages", "Messages the group has not consumed: the backlog of its Pulsar "
-                     "subscription (groups/lag.py)", ["group", "topic", "partition"], registry=REGISTRY)
+CONSUMER_LAG = Gauge("kop_consumer_lag_messages", "Records the group has not consumed: log end - committed offset, or "
+                     "with packed offsets its Pulsar subscription's backlog (groups/lag.py)", ["group", "topic", "partition"], registry=REGISTRY)
 LAG_SCRAPE_SECONDS = Gauge("kop_consumer_lag_collect_seconds", "Duration of the last consumer-lag collection",
                            registry=REGISTRY)
 

@@ -35,7 +35,8 @@ _LOCAL = ("127.0.0.1", "localhost", "::1")
 def check(config: Config, out=print) -> int:
     p = config.pulsar
     out(f"configuration: ok (Kafka on {config.server.listen_host}:{config.server.listen_port}, "
-        f"topics in {p.tenant}/{p.namespace}, entry format {config.topics.entry_format}, metrics "
+        f"topics in {p.tenant}/{p.namespace}, entry format {config.topics.entry_format}, offsets "
+        f"{config.offsets.mode}, metrics "
         f"{'on ' + config.metrics.listen_host + ':' + str(config.metrics.listen_port) if config.metrics.enabled else 'off'})")
     problems = 0
     try:
@@ -45,7 +46,8 @@ def check(config: Config, out=print) -> int:
         problems += 1
     try:
         found, bad = asyncio.run(probe.pulsar_admin(p.admin_url, p.auth_token, f"{p.tenant}/{p.namespace}",
-                                                    p.system_namespace, p.operation_timeout_s))
+                                                    p.system_namespace, p.operation_timeout_s,
+                                                    config.offsets.mode))
         for line in found:
             out(line)
         for line in bad:

@@ -199,3 +199,13 @@ class EntryIndex:
             else:
                 high = mid - 1
         return answer
+
+
+def missing_entry_index(runtime: dict[str, str]) -> str:
+    """What a Pulsar's runtime configuration lacks for contiguous offsets ("" when nothing)."""
+    missing = []
+    if "AppendIndexMetadataInterceptor" not in runtime.get("brokerEntryMetadataInterceptors", ""):
+        missing.append("brokerEntryMetadataInterceptors=org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor")
+    if runtime.get("exposingBrokerEntryMetadataToClientEnabled", "false").lower() != "true":
+        missing.append("exposingBrokerEntryMetadataToClientEnabled=true")
+    return " and ".join(missing)

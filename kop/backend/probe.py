@@ -5,8 +5,7 @@ with kop's token when one is configured, on a socket of its own: nothing is look
 subscribed, so checking a production cluster leaves no trace in it. The pulsar-client library has
 no such call (its first lookup would auto-create topics on many clusters).
 
-The two frames are hand-encoded protobuf (PulsarApi.proto): BaseCommand {type = 1, connect = 2},
-CommandConnect {client_version = 1, auth_data = 3, protocol_version = 4, auth_method_name = 5}.
+The frames are those of kop's own Pulsar client (wire/), on a connection of their own.
 """
 
 from __future__ import annotations
@@ -17,51 +16,22 @@ import struct
 from urllib.parse import urlsplit
 
 from .. import __version__
+from .wire import commands as cmd
+from .wire import frames
+from .wire.connection import PROTOCOL_VERSION
 from . import admin as admin_api
 from . import retention_check
+from .entry_index import missing_entry_index
 from ..mapping.topics import Namespace
 
-_CONNECT, _CONNECTED = 2, 3
-_PROTOCOL_VERSION = 21
-_COMMAND_NAMES = {3: "CONNECTED", 14: "ERROR", 36: "AUTH_CHALLENGE"}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, wire_type: int, payload: bytes | int) -> bytes:
-    key = _varint(number << 3 | wire_type)
-    if wire_type == 0:
-        return key + _varint(payload)  # type: ignore[arg-type]
-    return key + _varint(len(payload)) + payload  # type: ignore[arg-type]
+_COMMAND_NAMES = {cmd.CONNECTED: "CONNECTED", cmd.ERROR: "ERROR", cmd.AUTH_CHALLENGE: "AUTH_CHALLENGE"}
 
 
 def connect_frame(token: str = "") -> bytes:
-    connect = _field(1, 2, f"kop-check {__version__}".encode()) + _field(4, 0, _PROTOCOL_VERSION)
+    body: dict = {"client_version": f"kop-check {__version__}", "protocol_version": PROTOCOL_VERSION}
     if token:
-        connect += _field(5, 2, b"token") + _field(3, 2, token.encode())
-    command = _field(1, 0, _CONNECT) + _field(2, 2, connect)
-    return struct.pack(">II", len(command) + 4, len(command)) + command
-
-
-def command_type(frame_body: bytes) -> int | None:
-    """The ``type`` of a BaseCommand (field 1, a varint), or None when it is not the first field."""
-    if not frame_body or frame_body[0] != 0x08:
-        return None
-    value, shift = 0, 0
-    for byte in frame_body[1:6]:
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value
-    return None
+        body.update(auth_method_name="token", auth_data=token.encode())
+    return frames.command(cmd.CONNECT, body)
 
 
 async def pulsar_service(url: str, token: str = "", timeout_s: float = 10.0) -> str:
@@ -94,8 +64,11 @@ async def pulsar_service(url: str, token: str = "", timeout_s: float = 10.0) -> 
                               f"TLS mismatch or a refused token closes the connection)") from exc
     finally:
         writer.close()
-    kind = command_type(body[4:]) if len(body) > 4 else None
-    if kind != _CONNECTED:
+    try:
+        kind = frames.decode_frame(memoryview(body)).type
+    except frames.FrameError:
+        kind = None
+    if kind != cmd.CONNECTED:
         readable = body[4:].decode("utf-8", "replace")
         raise ConnectionError(f"Pulsar answered {_COMMAND_NAMES.get(kind, kind)} instead of CONNECTED: "
                               f"{''.join(ch for ch in readable if ch.isprintable())[:200]}")
@@ -103,7 +76,7 @@ async def pulsar_service(url: str, token: str = "", timeout_s: float = 10.0) -> 
 
 
 async def pulsar_admin(url: str, token: str, topics_namespace: str, system_namespace: str,
-                       timeout_s: float = 10.0) -> tuple[list[str], list[str]]:
+                       timeout_s: float = 10.0, offsets_mode: str = "packed") -> tuple[list[str], list[str]]:
     """(findings, problems); raises ConnectionError when the admin API cannot be used at all."""
     admin = admin_api.PulsarAdmin(url, token, timeout_s)
     try:
@@ -114,6 +87,18 @@ async def pulsar_admin(url: str, token: str, topics_namespace: str, system_names
         if not healthy:
             raise ConnectionError(f"{url}: brokers/health did not answer ok (unreachable, or the token is refused)")
         found, problems = [f"admin API at {url}: broker health ok"], []
+        try:
+            missing = missing_entry_index(await admin.runtime_configuration())
+        except admin_api.AdminError as exc:
+            problems.append(f"broker runtime configuration not readable ({exc}): kop reads it at start")
+        else:
+            if not missing:
+                found.append(f"broker entry index on: both offsets modes work (configured: {offsets_mode})")
+            elif offsets_mode == "contiguous":
+                problems.append(f"offsets.mode = \"contiguous\" needs {missing} on the brokers "
+                                f"(or offsets.mode = \"packed\"; README, \"Offsets\")")
+            else:
+                found.append(f"broker entry index off: offsets.mode \"packed\" only (contiguous needs {missing})")
         for path, created_by_kop in ((topics_namespace, False), (system_namespace, True)):
             tenant, _, name = path.partition("/")
             try:

@@ -26,7 +26,7 @@ from ..protocol.records import BatchHeader
 from . import admin as admin_api, policies
 from .errors import kafka_error_of
 from .batch_codec import Entry, entry_of, kafka_entry_metadata
-from .entry_index import EntryIndex
+from .entry_index import EntryIndex, missing_entry_index
 from .partition_log import Batch, PartitionLog
 from .positions import OffsetLookups
 from .reader import PartitionReader, ReadFailed
@@ -44,16 +44,6 @@ ENTRY_INDEXES = 20_000  # partitions whose known entries are kept (a few KB each
 # Entries a new reader starts before its offset: a Pulsar client resends at most what was awaiting
 # receipts, and a Kafka producer has at most 5 batches in flight per partition.
 RESEND_LOOKBACK_ENTRIES = 16
-
-def missing_entry_index(runtime: dict[str, str]) -> str:
-    """What a Pulsar's runtime configuration lacks for contiguous offsets ("" when nothing)."""
-    missing = []
-    if "AppendIndexMetadataInterceptor" not in runtime.get("brokerEntryMetadataInterceptors", ""):
-        missing.append("brokerEntryMetadataInterceptors=org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor")
-    if runtime.get("exposingBrokerEntryMetadataToClientEnabled", "false").lower() != "true":
-        missing.append("exposingBrokerEntryMetadataToClientEnabled=true")
-    return " and ".join(missing)
-
 
 class PulsarBackend(OffsetLookups):
     def __init__(self, config: Config, parent: "PulsarBackend | None" = None) -> None:

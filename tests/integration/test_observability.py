@@ -146,6 +146,8 @@ def test_kop_check_reaches_pulsar_or_says_what_is_not_reachable(pulsar):
     good = _kop("check")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "handshake answered CONNECTED" in good.stdout and "Pulsar reachable" in good.stdout
+    # The test Pulsar runs with the broker entry index (config/pulsar/standalone-overrides.conf).
+    assert "broker entry index on" in good.stdout, good.stdout
     dead = free_port()
     bad = _kop("check", "--pulsar-url", f"pulsar://127.0.0.1:{dead}", "--admin-url", f"http://127.0.0.1:{dead}")
     assert bad.returncode == 1

@@ -305,3 +305,18 @@ def test_compose_file_validates():
     result = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(command)} config -q: {result.stdout}{result.stderr}"
+
+
+def test_compose_pulsar_has_every_override_of_the_test_pulsar(compose):
+    """make run's Pulsar and compose's must agree (retention, entry index...), bar the loopback binding."""
+    overrides = {}
+    for line in (ROOT / "config/pulsar/standalone-overrides.conf").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            overrides[key.strip()] = value.strip()
+    env = compose["services"]["pulsar"]["environment"]
+    in_compose = {k.removeprefix("PULSAR_PREFIX_"): str(v) for k, v in env.items() if k.startswith("PULSAR_PREFIX_")}
+    for key in ("bindAddress", "advertisedAddress"):
+        overrides.pop(key)
+        in_compose.pop(key)
+    assert in_compose == overrides

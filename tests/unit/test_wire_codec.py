@@ -185,3 +185,18 @@ def test_entries_that_lie_about_their_size_are_refused():
         decompress({"compression": cmd.ZSTD, "uncompressed_size": 10 ** 9}, payload, 1 << 20)
     with pytest.raises(EntryError):
         split({"num_messages_in_batch": 2}, encode_batch([({}, b"a")]))
+
+
+def test_kop_check_speaks_the_clients_connect_and_names_what_contiguous_offsets_lack():
+    from kop.backend.entry_index import missing_entry_index
+    from kop.backend.probe import connect_frame
+    [frame] = FrameDecoder().feed(connect_frame("tok"))
+    assert frame.type == cmd.CONNECT
+    assert frame.body["auth_method_name"] == "token" and frame.body["auth_data"] == b"tok"
+    assert frame.body["client_version"].startswith("kop-check")
+    index = "org.apache.pulsar.common.intercept.AppendIndexMetadataInterceptor"
+    assert missing_entry_index({"brokerEntryMetadataInterceptors": index,
+                                "exposingBrokerEntryMetadataToClientEnabled": "true"}) == ""
+    assert missing_entry_index({"brokerEntryMetadataInterceptors": index}) == "exposingBrokerEntryMetadataToClientEnabled=true"
+    both = missing_entry_index({})
+    assert "AppendIndexMetadataInterceptor" in both and "exposingBrokerEntryMetadataToClientEnabled" in both
