@@ -37,20 +37,17 @@ ZERO_UUID = uuid.UUID(int=0)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     backend, cfg = ctx.backend, ctx.config
-    listener = ctx.listener.name if ctx.listener is not None else None
-    # The gateways reachable through the listener this client uses (every gateway, when the fleet
-    # is configured alike), at their addresses for that listener.
-    nodes = [(n.node_id, n.address_for(listener)) for n in ctx.fleet.nodes() if n.address_for(listener)]
+    nodes = reachable_nodes(ctx)
     live = [node_id for node_id, _ in nodes]
     if request.topics is None:
         names = sorted((await backend.list_topics()).items())
         wanted = [(name, count, ErrorCode.NONE) for name, count in names]
     else:
         allow_create = cfg.topics.auto_create and (ctx.version < 4 or request.allow_auto_topic_creation)
-        wanted = [await _describe(backend, cfg, t.name, allow_create) for t in request.topics]
+        wanted = [await describe_topic(backend, cfg, t.name, allow_create) for t in request.topics]
     topics = []
     for name, count, error in wanted:
-        leaders = [place(topic_partition_key(name, p), live) if len(live) > 1 else live[0] for p in range(count)]
+        leaders = partition_leaders(name, range(count), live)
         partitions = [resp.MetadataResponseTopic.MetadataResponsePartition(
             error_code=0, partition_index=p, leader_id=leader, leader_epoch=0, replica_nodes=[leader],
             isr_nodes=[leader], offline_replicas=[]) for p, leader in enumerate(leaders)]
@@ -67,7 +64,20 @@ async def serve(ctx, request):
 METADATA_COUNT_AGE_S = 0.5
 
 
-async def _describe(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCode]:
+def reachable_nodes(ctx) -> list[tuple[int, tuple[str, int]]]:
+    """The gateways reachable through the listener this client uses (every gateway, when the fleet
+    is configured alike), with their addresses for that listener."""
+    listener = ctx.listener.name if ctx.listener is not None else None
+    return [(n.node_id, n.address_for(listener)) for n in ctx.fleet.nodes() if n.address_for(listener)]
+
+
+def partition_leaders(topic: str, partitions: range, live: list[int]) -> list[int]:
+    """The leader of each partition of ``topic`` in ``partitions``, placed on the live gateways."""
+    return [place(topic_partition_key(topic, p), live) if len(live) > 1 else live[0] for p in partitions]
+
+
+async def describe_topic(backend, cfg, name, allow_create) -> tuple[str, int, ErrorCode]:
+    """(name, partition count, error) of a requested topic, creating it first if allowed and missing."""
     if name is None:
         return "", 0, ErrorCode.UNKNOWN_TOPIC_ID  # topic ids are not kept (see the docstring)
     try:

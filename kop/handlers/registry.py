@@ -70,10 +70,10 @@ def response_class(api_key: int) -> Any:
 # Every handler module; each registers itself when imported.
 MODULES = ("alter_configs", "api_versions", "create_acls", "create_partitions", "create_topics",
            "delete_acls", "delete_groups", "delete_records", "delete_topics", "describe_acls", "describe_cluster",
-           "describe_configs", "describe_groups", "fetch",
+           "describe_configs", "describe_groups", "describe_topic_partitions", "fetch",
            "find_coordinator", "heartbeat", "incremental_alter_configs", "init_producer_id", "join_group",
-           "leave_group", "list_groups", "list_offsets", "metadata", "offset_commit", "offset_delete",
-           "offset_fetch", "produce", "sasl_authenticate", "sasl_handshake", "sync_group")
+           "leave_group", "list_config_resources", "list_groups", "list_offsets", "metadata", "offset_commit",
+           "offset_delete", "offset_fetch", "produce", "sasl_authenticate", "sasl_handshake", "sync_group")
 
 
 def load_all() -> dict[int, Handler]:

@@ -28,8 +28,9 @@ from kafka.protocol.admin import (AlterConfigsRequest, AlterConfigsResponse, Cre
                                   DescribeConfigsResponse, IncrementalAlterConfigsRequest,
                                   IncrementalAlterConfigsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
                                   DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-                                  DescribeGroupsRequest, DescribeGroupsResponse, ListGroupsRequest,
-                                  ListGroupsResponse)
+                                  DescribeGroupsRequest, DescribeGroupsResponse, DescribeTopicPartitionsRequest,
+                                  DescribeTopicPartitionsResponse, ListConfigResourcesRequest,
+                                  ListConfigResourcesResponse, ListGroupsRequest, ListGroupsResponse)
 from kafka.protocol.consumer import (FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse,
                                      JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
                                      LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -82,6 +83,8 @@ CODECS: dict[int, tuple[Any, Any]] = {
         (DescribeAclsRequest, DescribeAclsResponse),
         (CreateAclsRequest, CreateAclsResponse),
         (DeleteAclsRequest, DeleteAclsResponse),
+        (ListConfigResourcesRequest, ListConfigResourcesResponse),
+        (DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse),
     ]
 }
 

@@ -320,6 +320,14 @@ def _group_request(api_key: int):
         R = DeleteRecordsRequest
         return R(topics=[R.DeleteRecordsTopic(name="orders", partitions=[
             R.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=2, offset=-1)])], timeout_ms=1000)
+    if api_key == 74:
+        from kafka.protocol.admin import ListConfigResourcesRequest
+        return ListConfigResourcesRequest(resource_types=[2, 4])  # v1+; v0 has no fields
+    if api_key == 75:
+        from kafka.protocol.admin import DescribeTopicPartitionsRequest
+        R = DescribeTopicPartitionsRequest
+        return R(topics=[R.TopicRequest(name="orders")], response_partition_limit=10,
+                 cursor=R.Cursor(topic_name="orders", partition_index=2))
     if api_key == 47:
         D = OffsetDeleteRequest
         return D(group_id="g", topics=[D.OffsetDeleteRequestTopic(name="orders", partitions=[
@@ -573,7 +581,8 @@ def test_is_flexible_matches_kafka_schemas():
 
 
 def test_codecs_cover_the_served_apis():
-    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 29, 30, 31, 32, 33, 36, 37, 42, 44, 47, 60}
+    assert set(CODECS) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 29, 30, 31, 32, 33, 36, 37, 42, 44, 47, 60,
+                           74, 75}
     for api_key, (req, resp) in CODECS.items():
         assert req.API_KEY == resp.API_KEY == api_key
         assert req.is_request() and not resp.is_request()
@@ -603,7 +612,8 @@ def test_registry_serves_only_versions_the_codec_knows(registry):
 
 
 def test_registry_has_the_documented_apis(registry):
-    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 29, 30, 31, 32, 33, 36, 37, 42, 44, 47, 60}
+    assert set(registry) == {0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 29, 30, 31, 32, 33, 36, 37, 42, 44, 47, 60,
+                             74, 75}
     assert registry[0].advertised_min == 0  # Produce advertised from 0 (librdkafka compression)
     assert registry[18].min_version == 0
 
