@@ -2,7 +2,8 @@
 
 Each partition's single record batch (magic 2) is checked (size, CRC32C, record count) here and
 handed to the partition's log (backend/partition_log.py), which writes it as one Pulsar entry in
-arrival order; its base offset is the packed Pulsar position of its first record. When the
+arrival order; its base offset is its first record's offset (backend/entry_index.py in contiguous
+mode, the packed Pulsar position in packed mode). When the
 partition count is cached, nothing here awaits before the write: a request's batches are on their
 way to Pulsar within the step that decoded it. The request is decoded by protocol/produce_request.py, which leaves the batches as
 views of the received frame. acks=1 and acks=all both answer once Pulsar has persisted the entry (Pulsar has no
@@ -22,7 +23,7 @@ Deviations from Kafka:
 - Transactional batches and ``transactional_id`` get INVALID_RECORD / TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
   transactions are not served.
 - At most 16,384 records per batch (RECORD_LIST_TOO_LARGE beyond): the batch index field of the
-  offset layout (mapping/offsets.py).
+  packed offset layout (mapping/offsets.py), kept in both modes so a gateway can switch modes.
 - ``log_append_time_ms`` is -1 (CreateTime); ``log_start_offset`` is -1 (unknown).
 
 A topic's configs are enforced on its records before they are written (backend/record_rules.py):
