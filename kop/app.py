@@ -34,6 +34,7 @@ from .server.listeners import Listener, TlsServer, certificate_subject, listener
 from .server.sasl_session import SaslSession
 from .server.scram_users import ScramUsers
 from .server.status_http import StatusServer
+from .tasks import Periodic
 
 log = logging.getLogger("kop")
 
@@ -47,22 +48,25 @@ class Gateway:
         self.config = config
         self.worker_index = worker_index  # one of several worker processes (workers.py), or None
         self.backend = PulsarBackend(config)
-        g = config.groups
-        self.coordinator = GroupCoordinator(
-            OffsetsStore(self.backend, partitions=g.offsets_partitions),
-            CursorSync(self.backend.admin, self.backend.namespace, prefix=g.subscription_prefix,
-                       interval_s=g.cursor_sync_interval_s,
-                       locate=self.backend.cursor_target if self.backend.contiguous else None), g)
         self.handlers = load_all()
         self.connections: set[KafkaConnection] = set()
         s = config.server
         self.limits = GatewayLimits(s.max_connections, s.max_connections_per_address, s.queued_max_request_bytes)
-        self._idle_sweeper: asyncio.Task | None = None
+        self._idle_s = s.connections_max_idle_ms / 1000
+        # Kafka's connections.max.idle.ms, checked a few times per period: a connection goes at most a
+        # quarter of it late.
+        self._idle_sweeper = Periodic("idle connections", max(min(self._idle_s / 4, 60.0), 0.05), self._close_idle,
+                                      logger=log) if self._idle_s > 0 else None
         self.listeners = listeners_of(config)
         self.servers: list[asyncio.base_events.Server] = []
         self._ssl_context = None
+        # Built by start() once the listeners are bound: this gateway's node id comes from its
+        # advertised address, and names its fleet registration and its __offsets producers.
         self.fleet: Fleet | None = None
+        self.coordinator: GroupCoordinator | None = None
         self.ownership: Ownership | None = None
+        self.lag: LagCollector | None = None
+        self._group_collector: GroupCollector | None = None
         self.principals = PrincipalPool(self.backend, config.sasl.max_principals)
         self.mechanisms = [m.strip() for m in config.sasl.mechanisms.split(",") if m.strip()]
         self.scram_users = ScramUsers(config.sasl.scram_credentials_file) if config.sasl.scram_credentials_file else None
@@ -74,14 +78,19 @@ class Gateway:
             metrics_port += s.worker_port_offset + worker_index
         self.status = StatusServer(m.listen_host, metrics_port, lambda: self.serving,
                                    self.backend.admin.healthy) if m.enabled else None
-        self._group_collector = GroupCollector(self.coordinator)
-        self.lag = LagCollector(self.coordinator, self.backend.admin, m.lag_interval_s, m.lag_max_partitions,
-                                m.lag_precise, log_end=self.backend.log_end if self.backend.contiguous else None,
-                                ) if m.enabled and m.lag_interval_s > 0 else None
 
     @property
     def server(self) -> asyncio.base_events.Server | None:
         return self.servers[0] if self.servers else None
+
+    def _groups(self, node_id: int) -> GroupCoordinator:
+        g = self.config.groups
+        contiguous = self.backend.contiguous
+        return GroupCoordinator(
+            OffsetsStore(self.backend, partitions=g.offsets_partitions, producer_name=producer_name(node_id)),
+            CursorSync(self.backend.admin, self.backend.namespace, prefix=g.subscription_prefix,
+                       interval_s=g.cursor_sync_interval_s, locate=self.backend.cursor_target if contiguous else None),
+            g)
 
     def _make_context(self, header, peer: str, session, listener) -> RequestContext:
         backend = session.backend if session is not None else self.backend
@@ -146,13 +155,10 @@ class Gateway:
     async def start(self) -> None:
         """Bind, join the fleet, load the groups this gateway coordinates, then serve."""
         if self.status is not None:
-            # First: /health answers while Pulsar is being reached, and a taken port fails at once.
-            await self.status.start()
-            metrics.REGISTRY.register(self._group_collector)
+            await self.status.start()  # first: /health answers while Pulsar is reached; a taken port fails at once
         await self.backend.start()
         await retention_check.warn_once(self.backend.admin, self.backend.namespace, self.backend.broker_settings())
-        await self.coordinator.start()
-        s, c = self.config.server, self.config.cluster
+        s, c, m = self.config.server, self.config.cluster, self.config.metrics
         bound = await self._bind()
         primary, port = bound[0]
         advertised_port = primary.advertised_port
@@ -160,48 +166,51 @@ class Gateway:
         self.fleet = Fleet(self.backend.wire, self.backend.admin, self.backend.system_namespace,
                            Node(node_id, s.advertised_host, advertised_port,
                                 tuple((li.name, li.advertised_host, li.advertised_port) for li in self.listeners)))
-        self.coordinator.store.producer_name = producer_name(node_id)
-        await self.fleet.start()
-        self.ownership = Ownership(self.fleet, self.coordinator, self.backend.admin,
+        self.coordinator = coordinator = self._groups(node_id)
+        self.ownership = Ownership(self.fleet, coordinator.custody, self.backend.admin,
                                    refresh_interval_s=c.refresh_interval_s, handover_delay_s=c.handover_delay_s)
+        if self.status is not None:
+            self._group_collector = GroupCollector(coordinator)
+            metrics.REGISTRY.register(self._group_collector)
+            if m.lag_interval_s > 0:
+                self.lag = LagCollector(coordinator, self.backend.admin, m.lag_interval_s, m.lag_max_partitions,
+                                        m.lag_precise, log_end=self.backend.log_end if self.backend.contiguous else None)
+        await coordinator.start()
+        await self.fleet.start()
         await self.ownership.start()
-        await self.coordinator.cursor_sync.start()
         for server in self.servers:
             await server.start_serving()
         self.serving = True
         if self.lag is not None:
             self.lag.start()
-        if s.connections_max_idle_ms > 0:
-            self._idle_sweeper = asyncio.ensure_future(self._close_idle(s.connections_max_idle_ms / 1000))
+        if self._idle_sweeper is not None:
+            self._idle_sweeper.start()
         for listener in self.listeners[1:]:
             log.info("listener %s on %s:%d (advertised %s:%d)", listener.name, listener.host, listener.port,
                      listener.advertised_host, listener.advertised_port)
         log.info("kop listening on %s:%d (%s, advertised %s:%d, node %d), Pulsar %s, namespace %s/%s, entry format %s; "
                  "coordinating %d of %d __offsets partitions", s.listen_host, port, primary.name, s.advertised_host,
                  advertised_port, node_id, self.config.pulsar.service_url, self.config.pulsar.tenant,
-                 self.config.pulsar.namespace, self.config.topics.entry_format, len(self.coordinator.loaded),
-                 self.coordinator.store.partitions)
+                 self.config.pulsar.namespace, self.config.topics.entry_format, len(coordinator.custody.loaded),
+                 coordinator.custody.partitions)
 
     @property
     def port(self) -> int:
         assert self.server is not None
         return self.server.sockets[0].getsockname()[1]
 
-    async def _close_idle(self, idle_s: float) -> None:
-        """Kafka's connections.max.idle.ms: checked a few times per period, so a connection goes
-        at most a quarter of it late."""
-        while True:
-            await asyncio.sleep(max(min(idle_s / 4, 60.0), 0.05))
-            now = time.monotonic()
-            for conn in list(self.connections):
-                idle = conn.idle_for(now)
-                if idle >= idle_s:
-                    conn.close_idle(idle)
+    async def _close_idle(self) -> None:
+        """Close the connections idle for connections.max.idle.ms (server/limits.py)."""
+        now = time.monotonic()
+        for conn in list(self.connections):
+            idle = conn.idle_for(now)
+            if idle >= self._idle_s:
+                conn.close_idle(idle)
 
     async def stop(self) -> None:
         self.serving = False
         if self._idle_sweeper is not None:
-            self._idle_sweeper.cancel()
+            await self._idle_sweeper.stop()
         if self.lag is not None:
             await self.lag.close()
         for server in self.servers:
@@ -212,13 +221,15 @@ class Gateway:
             conn.close()
         if self.ownership is not None:
             await self.ownership.close()
-        await self.coordinator.close()
+        if self.coordinator is not None:
+            await self.coordinator.close()
         if self.fleet is not None:
             await self.fleet.close()
         await self.principals.close()
         await self.backend.close()
         if self.status is not None:
             await self.status.close()
+        if self._group_collector is not None:
             metrics.REGISTRY.unregister(self._group_collector)
         log.info("stopped")
 

@@ -23,13 +23,13 @@ disagree about the fleet can only disagree about who *should* own something, nev
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
 from .. import __version__
 from ..mapping.topics import PulsarTopic
+from ..tasks import close_within
 from . import admin as admin_api
 from .wire.client import WireClient
 from .wire.errors import WireError
@@ -197,7 +197,4 @@ class Fleet:
     async def close(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await asyncio.wait_for(producer.close(), 10)
-            except Exception as exc:  # the broker drops it with the connection anyway
-                log.debug("closing the fleet registration: %r", exc)
+            await close_within(producer.close(), "closing the fleet registration", logger=log)

@@ -23,6 +23,7 @@ from ..mapping import offsets
 from ..mapping.topics import Namespace, PulsarTopic, is_hidden, partition_topic, partitioned_topic
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import BatchHeader
+from ..tasks import Periodic
 from . import admin as admin_api, policies
 from .errors import kafka_error_of
 from .batch_codec import Entry, entry_of, kafka_entry_metadata
@@ -65,7 +66,8 @@ class PulsarBackend(OffsetLookups):
         self._logs: dict[tuple[str, int], PartitionLog] = {}  # by (Kafka topic, partition)
         self._indexes: OrderedDict[str, EntryIndex] = OrderedDict()  # by Pulsar partition URL, LRU
         self.readers = ReaderCache(config.fetch.max_readers_per_partition, config.fetch.max_readers)
-        self._janitor: asyncio.Task | None = None
+        self._idle_readers = Periodic("idle readers", max(config.fetch.reader_idle_s / 4, 1), self._close_idle_readers,
+                                      logger=log)
         self._pid_producer: PartitionWriter | None = None
         self._broker_settings: dict[str, str] = {}
 
@@ -73,7 +75,7 @@ class PulsarBackend(OffsetLookups):
 
     async def start(self) -> None:
         if self.parent is not None:  # the checks below were made by kop's own backend
-            self._janitor = asyncio.create_task(self._close_idle_readers())
+            self._idle_readers.start()
             return
         runtime = self._broker_settings = await self.admin.runtime_configuration()
         max_entries = int(runtime.get("managedLedgerMaxEntriesPerLedger", "50000"))
@@ -85,11 +87,10 @@ class PulsarBackend(OffsetLookups):
                                    f"Pulsar lacks {missing}: set them on the brokers, or set offsets.mode = \"packed\" "
                                    f"(README, \"Offsets\")")
         await self.admin.ensure_namespace(self.system_namespace)
-        self._janitor = asyncio.create_task(self._close_idle_readers())
+        self._idle_readers.start()
 
     async def close(self) -> None:
-        if self._janitor:
-            self._janitor.cancel()
+        await self._idle_readers.stop()
         for partition_log in list(self._logs.values()):
             await partition_log.close()
         await self.readers.close()
@@ -326,9 +327,7 @@ class PulsarBackend(OffsetLookups):
         self.readers.give_back(reader, failed)
 
     async def _close_idle_readers(self) -> None:
-        while True:
-            await asyncio.sleep(max(self.config.fetch.reader_idle_s / 4, 1))
-            self.readers.forget_idle(time.monotonic() - self.config.fetch.reader_idle_s)
+        self.readers.forget_idle(time.monotonic() - self.config.fetch.reader_idle_s)
 
     # -- producer ids ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..mapping import offsets
+from ..tasks import close_within
 from .batch_codec import Entry
 from .wire.errors import WireError
 from .wire.producer import WireProducer
@@ -64,7 +65,4 @@ class PartitionWriter:
         return future
 
     async def close(self) -> None:
-        try:
-            await asyncio.wait_for(self.producer.close(), 10)
-        except Exception as exc:  # closing is best effort; the broker drops it with the connection
-            log.debug("closing producer on %s: %r", self.topic_url, exc)
+        await close_within(self.producer.close(), f"closing producer on {self.topic_url}", logger=log)

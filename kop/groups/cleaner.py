@@ -1,6 +1,6 @@
 """Kafka's offsets cleaner for the groups this gateway coordinates: expired commits and forgotten groups.
 
-Run by the coordinator every ``SWEEP_S`` seconds (Kafka: offsets.retention.check.interval.ms, 10
+Run by the coordinator (a background loop, kop/tasks.py) every ``SWEEP_S`` seconds (Kafka: offsets.retention.check.interval.ms, 10
 minutes). Two rules, as Kafka's (KIP-211):
 
 - **Offsets expire** ``groups.offsets_retention_minutes`` (Kafka's offsets.retention.minutes, 7
@@ -45,10 +45,13 @@ def expired_offsets(group: Group, commits: dict[tuple[str, int], CommittedOffset
 
 
 class GroupCleaner:
-    """The two rules above, over a GroupCoordinator's groups and offsets."""
+    """The two rules above, over the groups and offsets of the coordinator's custody (custody.py);
+    ``groups_config``: the retentions (config.GroupsConfig)."""
 
-    def __init__(self, coordinator) -> None:
-        self._coordinator = coordinator
+    def __init__(self, custody, groups_config) -> None:
+        self._custody = custody
+        self.offsets_retention_minutes = groups_config.offsets_retention_minutes
+        self.empty_group_retention_s = groups_config.empty_group_retention_s
         self._empty_since: dict[str, float] = {}  # empty groups without offsets, first seen so (monotonic)
 
     async def sweep(self) -> None:
@@ -57,8 +60,8 @@ class GroupCleaner:
 
     async def expire_offsets(self, now_ms: int) -> int:
         """Delete expired commits (and their subscriptions); returns how many went."""
-        c = self._coordinator
-        retention_ms = c.cfg.offsets_retention_minutes * 60_000
+        c = self._custody
+        retention_ms = self.offsets_retention_minutes * 60_000
         removed = 0
         for group_id, commits in list(c.offsets.items()):
             group = c.groups.get(group_id)
@@ -76,12 +79,12 @@ class GroupCleaner:
                            else "its commits are older than that")
                     log.info("group %s: offsets expired (%s; offsets retention %.1f min): group and its "
                              "%d Pulsar subscriptions deleted", display(group_id), why,
-                             c.cfg.offsets_retention_minutes, len(keys))
+                             self.offsets_retention_minutes, len(keys))
                 else:
                     await c.delete_offsets(group_id, keys)
                     log.info("group %s: %d committed offsets expired (offsets retention %.1f min); their "
                              "Pulsar subscriptions deleted", display(group_id), len(keys),
-                             c.cfg.offsets_retention_minutes)
+                             self.offsets_retention_minutes)
             except Exception as exc:  # __offsets unwritable now: the next sweep tries again
                 log.warning("group %s: expired offsets not deleted yet: %s", display(group_id), exc)
                 continue
@@ -89,7 +92,7 @@ class GroupCleaner:
         return removed
 
     async def forget_empty_groups(self, now: float) -> None:
-        c = self._coordinator
+        c = self._custody
         for group_id, group in list(c.groups.items()):
             idle = (group.state is GroupState.EMPTY and not group.members and not group.static_members
                     and not c.offsets.get(group_id))
@@ -97,7 +100,7 @@ class GroupCleaner:
                 self._empty_since.pop(group_id, None)
                 continue
             since = self._empty_since.setdefault(group_id, now)
-            if now - since < c.cfg.empty_group_retention_s:
+            if now - since < self.empty_group_retention_s:
                 continue
             self._empty_since.pop(group_id, None)
             try:

@@ -12,7 +12,10 @@ Timing, as in Kafka:
 - A static member (group.instance.id) that restarts and rejoins with an unknown member id gets a new
   member id, keeps its assignment, and the others are not disturbed (no rebalance).
 
-Ownership of groups (which gateway serves which) is in custody.py, the base class.
+Composed of: the custody of ``__offsets`` partitions and the groups and offsets in them
+(custody.py), the waiters of joins and syncs (answers.py), the offsets cleaner (cleaner.py) and two
+background loops (kop/tasks.py): member expiry and the cleaner's sweeps. Handlers use the public
+methods below only; what they show of a group comes from :meth:`describe` and :meth:`list_groups`.
 """
 
 from __future__ import annotations
@@ -21,53 +24,68 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable
+
 from .. import metrics
 from ..protocol.errors import ErrorCode
+from ..tasks import Periodic
+from . import scope
+from .answers import GroupDescription, GroupListing, JoinResult, MemberDescription, SyncResult, Waiters
 from .cleaner import SWEEP_S, GroupCleaner
-from .custody import Custody, JoinResult  # noqa: F401 (JoinResult is part of this API)
+from .custody import Custody
+from .rebalance import Rebalances, join_result
 from .scope import display
 from .state import Group, GroupState, Member
-from .store import CommittedOffset
+from .store import CommittedOffset, NotOwner
 
 log = logging.getLogger(__name__)
 
+# How often members are checked for an expired session (seconds): a member goes at most this late.
+EXPIRY_INTERVAL_S = 0.5
 
-class GroupCoordinator(Custody):
-    def __init__(self, store, cursor_sync, groups_config) -> None:
-        self.store = store
-        self.cursor_sync = cursor_sync
+
+class GroupCoordinator:
+    def __init__(self, store, cursor_sync, groups_config, *, expiry_interval_s: float = EXPIRY_INTERVAL_S,
+                 sweep_interval_s: float = SWEEP_S) -> None:
         self.cfg = groups_config
-        self.groups: dict[str, Group] = {}
-        self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
-        self._join_waiters: dict[tuple[str, str], asyncio.Future] = {}
-        self._sync_waiters: dict[tuple[str, str], asyncio.Future] = {}
-        self._rebalances: dict[str, asyncio.Task] = {}
-        self._reaper: asyncio.Task | None = None
-        self.rebalances_completed = 0
-        self.cleaner = GroupCleaner(self)
-        self.loaded: set[int] = set()   # __offsets partitions whose groups this gateway serves
-        self.loading: set[int] = set()
-        self._busy: dict[int, int] = {}  # offset operations in progress, by partition
-        self._idle_waiters: dict[int, list[asyncio.Future]] = {}
-        self._partition_locks: dict[int, asyncio.Lock] = {}  # take and release, one at a time
+        self.cursor_sync = cursor_sync
+        self.custody = Custody(store, cursor_sync, on_release=self._released)
+        self._groups = self.custody.groups  # the same dict: custody fills and empties it
+        self._joins: Waiters[JoinResult] = Waiters(JoinResult)
+        self._syncs: Waiters[SyncResult] = Waiters(SyncResult)
+        self._rebalance = Rebalances(groups_config.initial_rebalance_delay_ms / 1000, self._joins, self._syncs,
+                                     persist=self.custody.write_group)
+        self.cleaner = GroupCleaner(self.custody, groups_config)
+        self._expiry = Periodic("member expiry", expiry_interval_s, self._expire_members, logger=log, stop_wait_s=0)
+        self._sweeps = Periodic("offsets cleaner", sweep_interval_s, self.cleaner.sweep, logger=log, stop_wait_s=0)
+
+    @property
+    def rebalances_completed(self) -> int:
+        return self._rebalance.completed
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Set up ``__offsets``; partitions are adopted one by one by the ownership loop."""
-        await self.store.start()
-        self.store.on_lost = lambda partition: asyncio.ensure_future(self.release(partition, lost=True))
-        self._reaper = asyncio.create_task(self._expire_members())
+        """Set up ``__offsets`` and the cursor sync; partitions are adopted one by one by the ownership loop."""
+        await self.custody.start()
+        self._expiry.start()
+        self._sweeps.start()
 
     async def close(self) -> None:
-        if self._reaper:
-            self._reaper.cancel()
-        for partition in sorted(self.loaded | self.loading):
-            await self.release(partition)
-        for task in self._rebalances.values():
-            task.cancel()
-        await self.cursor_sync.close()
-        await self.store.close()
+        await self._expiry.stop()
+        await self._sweeps.stop()
+        await self.custody.close()
+        self._rebalance.cancel_all()
+
+    def _released(self, group_ids: set[str]) -> None:
+        """Custody let these groups go: their timers stop, their waiting members hear NOT_COORDINATOR."""
+        self._rebalance.cancel(group_ids)
+        self._joins.fail_all(group_ids, ErrorCode.NOT_COORDINATOR)
+        self._syncs.fail_all(group_ids, ErrorCode.NOT_COORDINATOR)
+
+    def status(self, group_id: str) -> ErrorCode:
+        """NONE when this gateway coordinates ``group_id``, else the error to answer with."""
+        return self.custody.status(group_id)
 
     # -- JoinGroup ------------------------------------------------------------------------------
 
@@ -81,9 +99,9 @@ class GroupCoordinator(Custody):
             return JoinResult(error, member_id=member_id)
         if not self.cfg.min_session_timeout_ms <= session_timeout_ms <= self.cfg.max_session_timeout_ms:
             return JoinResult(ErrorCode.INVALID_SESSION_TIMEOUT)
-        group = self.groups.get(group_id)
+        group = self._groups.get(group_id)
         if group is None or group.state is GroupState.DEAD:
-            group = self.groups[group_id] = Group(group_id)
+            group = self._groups[group_id] = Group(group_id)
         if not protocol_type or not group.accepts(protocol_type, protocols):
             return JoinResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         now = time.monotonic()
@@ -91,8 +109,7 @@ class GroupCoordinator(Custody):
         if not member_id:
             new_id = f"{client_id or 'member'}-{uuid.uuid4()}"
             if group_instance_id is not None and group_instance_id in group.static_members:
-                result = self._static_rejoin(group, group_instance_id, new_id, protocols, now)
-                return await result if isinstance(result, asyncio.Future) else result
+                return await self._static_rejoin(group, group_instance_id, new_id, protocols, now)
             if group_instance_id is None and require_known_member_id:
                 group.pending_member_ids.add(new_id)  # KIP-394: the client rejoins with this id
                 return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=new_id)
@@ -108,165 +125,82 @@ class GroupCoordinator(Custody):
                             rebalance_timeout_ms, protocol_type, list(protocols), last_seen=now)
             group.add(member)
             if group.state is not GroupState.PREPARING_REBALANCE:
-                self._prepare_rebalance(group, f"{member_id} joined")
+                self._rebalance.prepare(group, f"{member_id} joined")
         else:
             changed = member.protocols != list(protocols)
             member.protocols = list(protocols)
             member.session_timeout_ms, member.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
             member.last_seen = now
             if group.state is GroupState.STABLE and not changed and member_id != group.leader_id:
-                return self._join_result(group, member_id)  # nothing to do: answer with the current generation
+                return join_result(group, member_id)  # nothing to do: the current generation
             if group.state is not GroupState.PREPARING_REBALANCE:
-                self._prepare_rebalance(group, f"{member_id} rejoined" + (" with new protocols" if changed else ""))
+                self._rebalance.prepare(group, f"{member_id} rejoined" + (" with new protocols" if changed else ""))
         member.joined_this_round = True
-        waiter = self._join_waiters.pop((group_id, member_id), None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))  # superseded by this join
-        future = self._join_waiters[(group_id, member_id)] = asyncio.get_running_loop().create_future()
-        self._maybe_complete_join(group)
+        future = self._joins.wait(group_id, member_id)  # an earlier join of this member is superseded
+        self._rebalance.maybe_complete(group)
         return await future
 
-    def _static_rejoin(self, group: Group, instance_id: str, new_id: str, protocols,
-                       now: float) -> JoinResult | asyncio.Future:
+    async def _static_rejoin(self, group: Group, instance_id: str, new_id: str, protocols, now: float) -> JoinResult:
         old_id = group.static_members[instance_id]
         member = group.replace_static(instance_id, new_id)
         member.last_seen = now
-        for waiters in (self._join_waiters, self._sync_waiters):
-            old = waiters.pop((group.group_id, old_id), None)
-            if old is not None and not old.done():
-                old.set_result(JoinResult(ErrorCode.FENCED_INSTANCE_ID) if waiters is self._join_waiters
-                               else (ErrorCode.FENCED_INSTANCE_ID, b""))
+        self._joins.fail(group.group_id, old_id, ErrorCode.FENCED_INSTANCE_ID)
+        self._syncs.fail(group.group_id, old_id, ErrorCode.FENCED_INSTANCE_ID)
         # Kafka rebalances for a returning static member only if the group's protocol would change.
         still_supported = group.protocol_name in {name for name, _ in protocols}
         member.protocols = list(protocols)
         if group.state is GroupState.STABLE and still_supported:
             log.info("group %s: static member %s is back as %s; no rebalance", display(group.group_id), instance_id, new_id)
-            asyncio.ensure_future(self._persist_group(group))
-            result = self._join_result(group, new_id)
+            asyncio.ensure_future(self.custody.write_group(group))
+            result = join_result(group, new_id)
             if group.leader_id == new_id:
                 # As Kafka: a returning static leader is not asked to assign again (it would compute
                 # an assignment nobody uses); it is told the old leader id and no members.
                 result.leader_id, result.members = old_id, []
             return result
         if group.state is not GroupState.PREPARING_REBALANCE:
-            self._prepare_rebalance(group, f"static member {instance_id} rejoined")
+            self._rebalance.prepare(group, f"static member {instance_id} rejoined")
         member.joined_this_round = True
-        future = self._join_waiters[(group.group_id, new_id)] = asyncio.get_running_loop().create_future()
-        self._maybe_complete_join(group)
-        return future
-
-    def _join_result(self, group: Group, member_id: str) -> JoinResult:
-        members = []
-        if member_id == group.leader_id:
-            members = [(m.member_id, m.group_instance_id, m.metadata_for(group.protocol_name))
-                       for m in group.members.values()]
-        return JoinResult(ErrorCode.NONE, group.generation_id, group.protocol_type, group.protocol_name,
-                          group.leader_id or "", member_id, members)
-
-    def _prepare_rebalance(self, group: Group, reason: str) -> None:
-        was_empty = group.state is GroupState.EMPTY
-        if group.state is GroupState.COMPLETING_REBALANCE:
-            for key in [k for k in self._sync_waiters if k[0] == group.group_id]:
-                waiter = self._sync_waiters.pop(key)
-                if not waiter.done():
-                    waiter.set_result((ErrorCode.REBALANCE_IN_PROGRESS, b""))
-        group.transition(GroupState.PREPARING_REBALANCE)
-        group.rebalance_started = time.monotonic()
-        log.info("group %s: rebalancing (%s), generation %d", display(group.group_id), reason, group.generation_id)
-        task = self._rebalances.pop(group.group_id, None)
-        if task is not None:
-            task.cancel()
-        delay = self.cfg.initial_rebalance_delay_ms / 1000 if was_empty else 0.0
-        group.rebalance_delay_until = group.rebalance_started + delay
-        self._rebalances[group.group_id] = asyncio.ensure_future(self._rebalance_deadline(group, delay))
-
-    async def _rebalance_deadline(self, group: Group, initial_delay: float) -> None:
-        """Complete the rebalance once the initial delay has passed and everyone rejoined, or at the
-        rebalance timeout whatever happened."""
-        try:
-            if initial_delay:
-                await asyncio.sleep(initial_delay)
-            timeout = group.rebalance_timeout_ms() / 1000
-            deadline = group.rebalance_started + max(timeout, initial_delay)
-            while group.state is GroupState.PREPARING_REBALANCE:
-                if group.all_rejoined() or time.monotonic() >= deadline:
-                    self._complete_join(group)
-                    return
-                await asyncio.sleep(0.05)
-        except asyncio.CancelledError:
-            pass
-        finally:  # a finished deadline must not outlive its rebalance (one per group id ever seen)
-            if self._rebalances.get(group.group_id) is asyncio.current_task():
-                del self._rebalances[group.group_id]
-
-    def _maybe_complete_join(self, group: Group) -> None:
-        delay_pending = time.monotonic() < group.rebalance_delay_until  # only when it left Empty
-        if group.state is GroupState.PREPARING_REBALANCE and group.all_rejoined() and not delay_pending:
-            self._complete_join(group)
-
-    def _complete_join(self, group: Group) -> None:
-        if group.state is not GroupState.PREPARING_REBALANCE:
-            return
-        departed = [m for m in group.members.values() if not m.joined_this_round]
-        group.complete_rebalance()
-        self.rebalances_completed += 1
-        metrics.GROUP_REBALANCES.labels(metrics.group_label(display(group.group_id))).inc()
-        for member in departed:
-            waiter = self._join_waiters.pop((group.group_id, member.member_id), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(JoinResult(ErrorCode.UNKNOWN_MEMBER_ID))
-        log.info("group %s: generation %d with %d members, protocol %s, leader %s", display(group.group_id),
-                 group.generation_id, len(group.members), group.protocol_name, group.leader_id)
-        now = time.monotonic()
-        for member in group.members.values():
-            member.last_seen = now
-            waiter = self._join_waiters.pop((group.group_id, member.member_id), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(self._join_result(group, member.member_id))
-        if group.state is GroupState.EMPTY:
-            group.empty_since_ms = int(time.time() * 1000)  # kept by the record: cleaner.py
-            asyncio.ensure_future(self._persist_group(group))
+        future = self._joins.wait(group.group_id, new_id)
+        self._rebalance.maybe_complete(group)
+        return await future
 
     # -- SyncGroup ------------------------------------------------------------------------------
 
     async def sync(self, *, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int,
                    protocol_type: str | None, protocol_name: str | None,
-                   assignments: dict[str, bytes]) -> tuple[ErrorCode, bytes]:
+                   assignments: dict[str, bytes]) -> SyncResult:
         if (error := self.status(group_id)) != ErrorCode.NONE:
-            return error, b""
-        group = self.groups.get(group_id)
+            return SyncResult(error)
+        group = self._groups.get(group_id)
         if group is not None and _fenced(group, member_id, group_instance_id):
-            return ErrorCode.FENCED_INSTANCE_ID, b""
+            return SyncResult(ErrorCode.FENCED_INSTANCE_ID)
         if group is None or member_id not in group.members:
-            return ErrorCode.UNKNOWN_MEMBER_ID, b""
+            return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
         if generation_id != group.generation_id:
-            return ErrorCode.ILLEGAL_GENERATION, b""
+            return SyncResult(ErrorCode.ILLEGAL_GENERATION)
         if (protocol_type is not None and protocol_type != group.protocol_type) or \
                 (protocol_name is not None and protocol_name != group.protocol_name):
-            return ErrorCode.INCONSISTENT_GROUP_PROTOCOL, b""
+            return SyncResult(ErrorCode.INCONSISTENT_GROUP_PROTOCOL)
         member = group.members[member_id]
         member.last_seen = time.monotonic()
         if group.state is GroupState.PREPARING_REBALANCE:
-            return ErrorCode.REBALANCE_IN_PROGRESS, b""
+            return SyncResult(ErrorCode.REBALANCE_IN_PROGRESS)
         if group.state is GroupState.STABLE:
-            return ErrorCode.NONE, member.assignment
-        future = self._sync_waiters[(group_id, member_id)] = asyncio.get_running_loop().create_future()
+            return _assignment_of(group, member_id)
+        future = self._syncs.wait(group_id, member_id)
         if member_id == group.leader_id:
             for other in group.members.values():
                 other.assignment = assignments.get(other.member_id, b"")
             try:
-                await self._persist_group(group, raise_errors=True)
+                await self.custody.write_group(group, raise_errors=True)
             except Exception as exc:
                 log.warning("group %s: storing the assignment failed: %r", display(group_id), exc)
-                self._prepare_rebalance(group, "the assignment could not be stored")
-                return ErrorCode.COORDINATOR_NOT_AVAILABLE, b""
+                self._rebalance.prepare(group, "the assignment could not be stored")
+                return SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
             if group.state is GroupState.COMPLETING_REBALANCE:
                 group.transition(GroupState.STABLE)
-                for key in [k for k in self._sync_waiters if k[0] == group_id]:
-                    waiter = self._sync_waiters.pop(key)
-                    if not waiter.done():
-                        waiter.set_result((ErrorCode.NONE, group.members[key[1]].assignment
-                                           if key[1] in group.members else b""))
+                self._syncs.answer_all(group_id, lambda waiting_id: _assignment_of(group, waiting_id))
         return await future
 
     # -- Heartbeat, LeaveGroup ------------------------------------------------------------------
@@ -274,7 +208,7 @@ class GroupCoordinator(Custody):
     def heartbeat(self, group_id: str, member_id: str, group_instance_id: str | None, generation_id: int) -> ErrorCode:
         if (error := self.status(group_id)) != ErrorCode.NONE:
             return error
-        group = self.groups.get(group_id)
+        group = self._groups.get(group_id)
         if group is not None and _fenced(group, member_id, group_instance_id):
             return ErrorCode.FENCED_INSTANCE_ID
         if group is None or member_id not in group.members:
@@ -289,7 +223,7 @@ class GroupCoordinator(Custody):
     def leave(self, group_id: str, members: list[tuple[str, str | None]]) -> tuple[ErrorCode, list[ErrorCode]]:
         if (error := self.status(group_id)) != ErrorCode.NONE:
             return error, [error for _ in members]
-        group = self.groups.get(group_id)
+        group = self._groups.get(group_id)
         if group is None:
             return ErrorCode.NONE, [ErrorCode.UNKNOWN_MEMBER_ID for _ in members]
         results = []
@@ -311,41 +245,26 @@ class GroupCoordinator(Custody):
             left.append(member_id)
             results.append(ErrorCode.NONE)
         if left:
-            self._after_departure(group, f"{', '.join(left)} left")
+            self._rebalance.after_departure(group, f"{', '.join(left)} left")
         return ErrorCode.NONE, results
 
     def _drop_member(self, group: Group, member_id: str) -> None:
         group.remove(member_id)
-        for waiters, answer in ((self._join_waiters, JoinResult(ErrorCode.UNKNOWN_MEMBER_ID)),
-                                (self._sync_waiters, (ErrorCode.UNKNOWN_MEMBER_ID, b""))):
-            waiter = waiters.pop((group.group_id, member_id), None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(answer)
-
-    def _after_departure(self, group: Group, reason: str) -> None:
-        if group.state is GroupState.PREPARING_REBALANCE:
-            self._maybe_complete_join(group)
-        elif group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-            self._prepare_rebalance(group, reason)
-            self._maybe_complete_join(group)
+        self._joins.fail(group.group_id, member_id, ErrorCode.UNKNOWN_MEMBER_ID)
+        self._syncs.fail(group.group_id, member_id, ErrorCode.UNKNOWN_MEMBER_ID)
 
     async def _expire_members(self) -> None:
-        rounds = 0
-        while True:
-            await asyncio.sleep(0.5)
-            now = time.monotonic()
-            rounds += 1
-            if rounds % int(SWEEP_S / 0.5) == 0:
-                await self.cleaner.sweep()
-            for group in list(self.groups.values()):
-                expired = [m.member_id for m in group.members.values()
-                           if (group.group_id, m.member_id) not in self._join_waiters
-                           and now - m.last_seen > m.session_timeout_ms / 1000]
-                for member_id in expired:
-                    log.info("group %s: member %s expired (no heartbeat)", display(group.group_id), member_id)
-                    self._drop_member(group, member_id)
-                if expired:
-                    self._after_departure(group, "session timeout")
+        """Remove the members whose session timed out (a member waiting for its join is not expired)."""
+        now = time.monotonic()
+        for group in list(self._groups.values()):
+            expired = [m.member_id for m in group.members.values()
+                       if not self._joins.waiting(group.group_id, m.member_id)
+                       and now - m.last_seen > m.session_timeout_ms / 1000]
+            for member_id in expired:
+                log.info("group %s: member %s expired (no heartbeat)", display(group.group_id), member_id)
+                self._drop_member(group, member_id)
+            if expired:
+                self._rebalance.after_departure(group, "session timeout")
 
     # -- offsets --------------------------------------------------------------------------------
 
@@ -353,7 +272,7 @@ class GroupCoordinator(Custody):
                      group_instance_id: str | None) -> ErrorCode:
         if (error := self.status(group_id)) != ErrorCode.NONE:
             return error
-        group = self.groups.get(group_id)
+        group = self._groups.get(group_id)
         if generation_id < 0 and (group is None or group.state is GroupState.EMPTY or not group.members):
             return ErrorCode.NONE  # a consumer using assign() with a group id: "simple" commits
         if group is not None and _fenced(group, member_id, group_instance_id):
@@ -367,8 +286,106 @@ class GroupCoordinator(Custody):
         group.members[member_id].last_seen = time.monotonic()
         return ErrorCode.NONE
 
+    async def commit(self, group_id: str, commits: dict[tuple[str, int], CommittedOffset]) -> None:
+        """Store the commits (after :meth:`check_commit`); raises NotOwner when the group moved
+        away meanwhile, StoreError when ``__offsets`` could not be written."""
+        await self.custody.commit(group_id, commits)
+
+    def committed(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
+        return self.custody.committed(group_id)
+
+    def all_committed(self) -> list[tuple[str, dict[tuple[str, int], CommittedOffset]]]:
+        """Every group's commits held here (the lag metric's input)."""
+        return list(self.custody.offsets.items())
+
+    async def delete_offsets(self, group_id: str, keys: Iterable[tuple[str, int]],
+                             topics_of: Callable[[bytes], Iterable[str]]
+                             ) -> tuple[ErrorCode, dict[tuple[str, int], ErrorCode]]:
+        """Kafka's OffsetDelete: the group's error, else an error per (topic, partition). A commit on
+        a topic a member of a ``consumer`` group subscribes to stays (GROUP_SUBSCRIBED_TO_TOPIC);
+        ``topics_of(metadata)`` reads a member's subscription. Another protocol type has no
+        subscriptions to read: while it has members, the whole request is NON_EMPTY_GROUP."""
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return error, {}
+        group = self._groups.get(group_id)
+        if group is None:
+            return ErrorCode.GROUP_ID_NOT_FOUND, {}
+        if group.members and group.protocol_type != "consumer":
+            return ErrorCode.NON_EMPTY_GROUP, {}
+        subscribed = _subscribed_topics(group, topics_of)
+        results = {key: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC if key[0] in subscribed else ErrorCode.NONE
+                   for key in keys}
+        deletable = [key for key, error in results.items() if error == ErrorCode.NONE]
+        if deletable:
+            try:
+                await self.custody.delete_offsets(group_id, deletable)
+            except NotOwner:  # the group moved to another gateway meanwhile
+                return ErrorCode.NOT_COORDINATOR, {}
+        return ErrorCode.NONE, results
+
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        """Kafka's DeleteGroups for one group: only one without members (NON_EMPTY_GROUP)."""
+        try:
+            return await self.custody.delete_group(group_id)
+        except NotOwner:  # the group moved to another gateway meanwhile
+            return ErrorCode.NOT_COORDINATOR
+
+    # -- what clients see of the groups ----------------------------------------------------------
+
+    def describe(self, group_id: str) -> GroupDescription:
+        """Kafka's DescribeGroups for one group: metadata once a protocol is chosen (Completing,
+        Stable), assignments once Stable; a group nobody knows is "Dead"."""
+        if (error := self.status(group_id)) != ErrorCode.NONE:
+            return GroupDescription(error)
+        group = self._groups.get(group_id)
+        if group is None:
+            return GroupDescription(ErrorCode.NONE, GroupState.DEAD.value)
+        chosen = group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE)
+        stable = group.state is GroupState.STABLE
+        members = [MemberDescription(m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                                     m.metadata_for(group.protocol_name) if chosen else b"",
+                                     m.assignment if stable else b"")
+                   for m in group.members.values()]
+        return GroupDescription(ErrorCode.NONE, group.state.value, group.protocol_type or "",
+                                (group.protocol_name or "") if chosen else "", members)
+
+    def list_groups(self, namespace: str | None, states: set[str] = frozenset()
+                    ) -> tuple[ErrorCode, list[GroupListing]]:
+        """Kafka's ListGroups: the groups of ``namespace`` (groups/scope.py; None: the default one)
+        coordinated here, in one of ``states`` (lower-case state names; empty: any). While partitions
+        are loading, the groups known so far with COORDINATOR_LOAD_IN_PROGRESS, as Kafka."""
+        listed = [GroupListing(name, group.protocol_type or "", group.state.value)
+                  for group in list(self._groups.values())
+                  if not states or group.state.value.lower() in states
+                  for group_namespace, name in [scope.split(group.group_id)] if group_namespace == namespace]
+        error = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if self.custody.loading else ErrorCode.NONE
+        return error, listed
+
+    def census(self) -> list[tuple[str, GroupState, int]]:
+        """(group id, state, members) of every group held here, every namespace (the metrics')."""
+        return [(group_id, group.state, len(group.members)) for group_id, group in list(self._groups.items())]
+
+
 def _fenced(group: Group, member_id: str, group_instance_id: str | None) -> bool:
     """A known static instance presented with a member id that is not its current one."""
     if group_instance_id is None or group_instance_id not in group.static_members:
         return False
     return group.static_members[group_instance_id] != member_id
+
+
+def _assignment_of(group: Group, member_id: str) -> SyncResult:
+    member = group.members.get(member_id)
+    return SyncResult(ErrorCode.NONE, member.assignment if member is not None else b"", group.protocol_type,
+                      group.protocol_name)
+
+
+def _subscribed_topics(group: Group, topics_of: Callable[[bytes], Iterable[str]]) -> set[str]:
+    topics: set[str] = set()
+    if group.protocol_type != "consumer":
+        return topics
+    for member in group.members.values():
+        try:
+            topics.update(topics_of(member.metadata_for(group.protocol_name)))
+        except Exception:  # undecodable metadata: treat as subscribed to nothing we can tell
+            continue
+    return topics

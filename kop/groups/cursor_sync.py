@@ -53,6 +53,7 @@ from collections import OrderedDict
 from ..backend.admin import AdminError, Conflict, NotFound, PulsarAdmin
 from ..mapping import offsets as offset_layout
 from ..mapping.topics import InvalidTopicName, Namespace, PulsarTopic, partition_topic
+from ..tasks import CLOSE_TIMEOUT_S, Periodic, close_within
 from . import scope
 from .subscription_names import PREFIX_CHARS, escape_group
 
@@ -98,8 +99,7 @@ class CursorSync:
         self._deletes: dict[Key, int] = {}  # subscriptions whose deletion failed -> attempts
         self._entry_records: OrderedDict[tuple[str, int, int], int] = OrderedDict()
         self._lock = asyncio.Lock()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic("cursor sync", self.interval_s, self.flush, logger=log)
         self._dropped_since_log = 0
         self._slowest_flush_s = 0.0
         self.last_flush_s = 0.0
@@ -166,35 +166,13 @@ class CursorSync:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._stop.clear()
-            self._task = asyncio.create_task(self._run(), name="kop-cursor-sync")
+        self._loop.start()
 
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.interval_s)
-                return
-            except asyncio.TimeoutError:
-                pass
-            try:
-                await self.flush()
-            except Exception:  # never let the loop die
-                log.exception("cursor sync: flush failed")
-
-    async def close(self, timeout_s: float = 10.0) -> None:
+    async def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the background task (letting a running flush finish) and flush what is pending."""
-        self._stop.set()
-        if self._task is not None:
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        try:
-            await asyncio.wait_for(self.flush(), timeout_s)
-        except asyncio.TimeoutError:
-            log.warning("cursor sync: final flush did not finish within %.0f s; %d commits not synced",
+        await self._loop.stop()
+        if not await close_within(self.flush(), "cursor sync: final flush", timeout_s, logger=log):
+            log.warning("cursor sync: final flush did not complete within %.0f s; %d commits not synced",
                         timeout_s, len(self._pending))
 
     # -- flushing -------------------------------------------------------------------------------

@@ -21,13 +21,13 @@ Each gateway of a fleet reports the groups it coordinates; sum by group across g
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import metrics
+from ..tasks import Periodic
 from . import scope
 from .state import GroupState
 
@@ -48,10 +48,10 @@ class GroupCollector:
         members = GaugeMetricFamily("kop_group_members", "Members of each group this gateway coordinates",
                                     labels=["group"])
         per_label: dict[str, int] = {}
-        for group_id, group in list(self._coordinator.groups.items()):
-            counts[group.state.value] += 1
+        for group_id, state, member_count in self._coordinator.census():
+            counts[state.value] += 1
             label = metrics.group_label(scope.display(group_id))
-            per_label[label] = per_label.get(label, 0) + len(group.members)
+            per_label[label] = per_label.get(label, 0) + member_count
         for label, n in per_label.items():
             members.add_metric([label], n)
         groups = GaugeMetricFamily("kop_groups", "Groups this gateway coordinates, by state", labels=["state"])
@@ -73,37 +73,23 @@ class LagCollector:
         self.interval_s = interval_s
         self.max_partitions = max_partitions
         self.precise = precise
-        self._task: asyncio.Task | None = None
+        # A metric must never hold the gateway's shutdown up: a round in progress is cancelled at once.
+        self._loop = Periodic("consumer lag", interval_s, self.collect_once, logger=log, stop_wait_s=0)
         self._shown: set[tuple[str, str, str]] = set()
         self._failures_logged = 0
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.collect_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a metric must never take the gateway down
-                log.warning("consumer lag not collected: %s", exc)
+        await self._loop.stop()
 
     async def collect_once(self) -> int:
         """One round; returns how many (group, partition) figures were set."""
         started = time.monotonic()
         sync = self._coordinator.cursor_sync
         wanted: dict[str, tuple[object, list[tuple[str, str, str, str]]]] = {}  # url -> (partition, [labels+sub])
-        for group_id, commits in list(self._coordinator.offsets.items()):
+        for group_id, commits in self._coordinator.all_committed():
             subscription = sync.subscription(group_id)
             for topic, index in list(commits):
                 partition = sync.partition_of(group_id, topic, index)

@@ -9,7 +9,7 @@ only decides who *tries* to hold what:
   sees the same fleet agrees.
 - Every ``cluster.refresh_interval_s`` each gateway reads the fleet (backend/fleet.py) and the
   current holders (the publishers of the ``__offsets`` partitions, from Pulsar's stats), then:
-  acquires and loads (coordinator.take) the partitions it prefers and does not hold; releases the
+  acquires and loads (custody.take) the partitions it prefers and does not hold; releases the
   ones it holds but no longer prefers, once the preferred gateway has been live for
   ``cluster.handover_delay_s`` (so a gateway seen for one refresh does not move groups around);
   drops at once a partition whose holder according to Pulsar is another gateway (it was fenced).
@@ -41,6 +41,7 @@ import time
 from ..backend.admin import AdminError
 from ..backend.fleet import Fleet, Node, node_id_of
 from ..mapping.placement import offsets_partition_key, place
+from ..tasks import Periodic
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -50,43 +51,31 @@ HOLDERS_MIN_AGE_S = 0.1
 
 
 class Ownership:
-    def __init__(self, fleet: Fleet, coordinator, admin, refresh_interval_s: float = 1.0,
+    def __init__(self, fleet: Fleet, custody, admin, refresh_interval_s: float = 1.0,
                  handover_delay_s: float = 2.0) -> None:
+        """``custody``: the coordinator's partition custody (groups/custody.py), which takes and
+        releases the partitions this loop decides on."""
         self.fleet = fleet
-        self.coordinator = coordinator
-        self.store = coordinator.store
+        self.custody = custody
         self._admin = admin
         self.refresh_interval_s = refresh_interval_s
         self.handover_delay_s = handover_delay_s
         self.holders: dict[int, int | None] = {}  # partition -> node id holding it, per Pulsar
-        self._task: asyncio.Task | None = None
-        self._stop = asyncio.Event()
+        self._loop = Periodic("ownership", refresh_interval_s, self.step, logger=log)
+        self._stopping = False
         self._failures_logged: set[int] = set()
         self._holders_read_at = 0.0
         self._holders_reading: asyncio.Future | None = None
 
     async def start(self) -> None:
         """One round now (this gateway's preferred partitions loaded before it serves), then a loop."""
+        self._stopping = False
         await self.step()
-        self._task = asyncio.create_task(self._run(), name="kop-ownership")
+        self._loop.start()
 
     async def close(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.refresh_interval_s)
-                return
-            except asyncio.TimeoutError:
-                pass
-            try:
-                await self.step()
-            except Exception:  # never let the loop die
-                log.exception("ownership: round failed")
+        self._stopping = True  # a round in progress stops between partitions
+        await self._loop.stop()
 
     def preferred(self, partition: int) -> int:
         return place(offsets_partition_key(partition), self.fleet.live)
@@ -95,24 +84,24 @@ class Ownership:
         await self.fleet.refresh()
         await self._read_holders()
         me = self.fleet.me.node_id
-        for partition in range(self.store.partitions):
-            if self._stop.is_set():
+        for partition in range(self.custody.partitions):
+            if self._stopping:
                 return
             holder = self.holders.get(partition)
             preferred = self.preferred(partition)
-            if self.store.owns(partition):
+            if self.custody.owns(partition):
                 if holder is not None and holder != me:
                     log.warning("ownership: Pulsar shows gateway %d holding __offsets partition %d", holder, partition)
-                    await self.coordinator.release(partition, lost=True)
+                    await self.custody.release(partition, lost=True)
                 elif preferred != me and self.fleet.live_for(preferred) >= self.handover_delay_s:
                     log.info("ownership: handing __offsets partition %d over to gateway %d", partition, preferred)
-                    await self.coordinator.release(partition)
+                    await self.custody.release(partition)
             elif preferred == me:
                 await self._take(partition)
 
     async def _take(self, partition: int) -> None:
         try:
-            if not await self.coordinator.take(partition):
+            if not await self.custody.take(partition):
                 return  # still held by another gateway; next round
             self.holders[partition] = self.fleet.me.node_id
             self._failures_logged.discard(partition)
@@ -124,21 +113,21 @@ class Ownership:
     async def _read_holders(self) -> None:
         self._holders_read_at = time.monotonic()
         try:
-            by_partition = await self._admin.partition_publishers(self.store.topic)
+            by_partition = await self._admin.partition_publishers(self.custody.topic)
         except AdminError as exc:
-            log.debug("ownership: reading the holders of %s failed: %s", self.store.topic.url, exc)
+            log.debug("ownership: reading the holders of %s failed: %s", self.custody.topic.url, exc)
             return
         holders: dict[int, int | None] = {}
-        for partition in range(self.store.partitions):
+        for partition in range(self.custody.partitions):
             ids = [node_id_of(str(p.get("producerName") or "")) for p in by_partition.get(partition, [])]
             holders[partition] = next((i for i in ids if i is not None), None)
         self.holders = holders
 
     def coordinator_of(self, group_id: str) -> Node | None:
         """The gateway coordinating ``group_id`` as far as this one knows (module docstring)."""
-        partition = self.store.partition_of(group_id)
+        partition = self.custody.partition_of(group_id)
         me = self.fleet.me
-        if self.store.owns(partition):
+        if self.custody.owns(partition):
             return me
         holder = self.holders.get(partition)
         if holder is not None and holder != me.node_id and holder in self.fleet.live:

@@ -45,7 +45,8 @@ writes go through one producer per ``__offsets`` partition opened with access mo
 (:meth:`OffsetsStore.acquire`; named ``kop-gateway-<node id>``, so the partition's stats tell who
 owns it). While it is open no other gateway can open one (ProducerFenced), and a producer that lost
 its connection and found another owner when reconnecting is fenced for good: its writes fail, and
-the store reports the partition lost (``on_lost``) instead of writing anything. A write for a
+the store raises :class:`PartitionLost` (the coordinator's custody then lets the partition go)
+instead of writing anything. A write for a
 partition this gateway does not own raises :class:`NotOwner` (Kafka's NOT_COORDINATOR).
 
 Each record is its own Pulsar message, in call order per partition, with a 30 s send timeout and at
@@ -88,6 +89,14 @@ class NotOwner(StoreError):
     """This gateway does not (or no longer) own the ``__offsets`` partition written to."""
 
 
+class PartitionLost(NotOwner):
+    """A write found that another gateway owns ``partition`` now (this one's producer was fenced)."""
+
+    def __init__(self, partition: int, message: str) -> None:
+        super().__init__(message, WireError("ProducerFenced", message))
+        self.partition = partition
+
+
 def _fenced(message: str) -> NotOwner:
     return NotOwner(message, WireError("ProducerFenced", message))
 # Backlog (bytes) past which the broker compacts a partition on its own (topic policy).
@@ -126,8 +135,6 @@ class OffsetsStore:
         self._locks: dict[int, asyncio.Lock] = {}
         self._closed = False
         self.producer_name = producer_name
-        # Called (on the event loop) with a partition whose ownership was lost to another gateway.
-        self.on_lost = lambda partition: None
 
     def partition_url(self, partition: int) -> str:
         return f"{self.topic.url}-partition-{partition}"
@@ -234,8 +241,7 @@ class OffsetsStore:
             acquired = False  # Pulsar unreachable: the ownership loop tries again
         if not acquired:
             log.warning("lost %s to another gateway", self.partition_url(partition))
-            self.on_lost(partition)
-            raise _fenced(f"{self.partition_url(partition)} is owned by another gateway now")
+            raise PartitionLost(partition, f"{self.partition_url(partition)} is owned by another gateway now")
         return self._lanes[partition]
 
     # -- ownership ------------------------------------------------------------------------------

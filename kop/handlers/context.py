@@ -24,9 +24,9 @@ class RequestContext:
     backend: "PulsarBackend"
     config: "Config"
     client_address: str
-    coordinator: "GroupCoordinator | None" = None
-    fleet: "Fleet | None" = None
-    ownership: "Ownership | None" = None
+    coordinator: "GroupCoordinator"
+    fleet: "Fleet"
+    ownership: "Ownership"
     session: "SaslSession | None" = None
     listener: "Listener | None" = None
 

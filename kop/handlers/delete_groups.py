@@ -3,8 +3,6 @@ their commits are tombstoned in ``__offsets`` and their Pulsar subscriptions rem
 
 from __future__ import annotations
 
-from ..groups.store import NotOwner
-from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 42
@@ -15,10 +13,7 @@ async def serve(ctx, request):
     resp = response_class(API_KEY)
     results = []
     for group_id in request.groups_names:
-        try:
-            code = await ctx.coordinator.delete_group(ctx.group_key(group_id))
-        except NotOwner:  # the group moved to another gateway meanwhile
-            code = ErrorCode.NOT_COORDINATOR
+        code = await ctx.coordinator.delete_group(ctx.group_key(group_id))  # NOT_COORDINATOR if it moved
         results.append(resp.DeletableGroupResult(group_id=group_id, error_code=code))
     return resp(throttle_time_ms=0, results=results)
 

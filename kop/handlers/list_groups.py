@@ -4,8 +4,6 @@ default namespace's without SASL, its tenant's with it."""
 
 from __future__ import annotations
 
-from ..groups import scope
-from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 16
@@ -20,13 +18,9 @@ async def serve(ctx, request):
         return resp(throttle_time_ms=0, error_code=0, groups=[])
     if ctx.session is not None and not ctx.session.groups_allowed:
         return resp(throttle_time_ms=0, error_code=0, groups=[])  # as Kafka: only the groups one may see
-    mine = ctx.group_namespace
-    groups = [resp.ListedGroup(group_id=name, protocol_type=g.protocol_type or "",
-                               group_state=g.state.value, group_type="classic")
-              for g in ctx.coordinator.groups.values() if not states or g.state.value.lower() in states
-              for namespace, name in [scope.split(g.group_id)] if namespace == mine]
-    # As Kafka: while partitions are loading, the groups known so far with COORDINATOR_LOAD_IN_PROGRESS.
-    error = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS if ctx.coordinator.loading else ErrorCode.NONE
+    error, listed = ctx.coordinator.list_groups(ctx.group_namespace, states)
+    groups = [resp.ListedGroup(group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state,
+                               group_type="classic") for g in listed]
     return resp(throttle_time_ms=0, error_code=error, groups=groups)
 
 

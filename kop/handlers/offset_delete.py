@@ -8,52 +8,24 @@ from __future__ import annotations
 
 from kafka.protocol.consumer import ConsumerProtocolSubscription
 
-from ..groups.store import NotOwner
 from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 47
 
 
-def _subscribed_topics(group) -> set[str]:
-    topics: set[str] = set()
-    if group is None or group.protocol_type != "consumer":
-        return topics
-    for member in group.members.values():
-        try:
-            sub = ConsumerProtocolSubscription.decode(member.metadata_for(group.protocol_name))
-            topics.update(sub.topics)
-        except Exception:  # undecodable metadata: treat as subscribed to nothing we can tell
-            continue
-    return topics
+def _topics_of(metadata: bytes) -> list[str]:
+    """The topics a ``consumer`` group member's metadata subscribes to."""
+    return ConsumerProtocolSubscription.decode(metadata).topics
 
 
 @handler(API_KEY, 0, 0, group_api=True)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
-    coordinator = ctx.coordinator
-    if (error := coordinator.status(ctx.group_key(request.group_id))) != ErrorCode.NONE:
+    wanted = [(topic.name, part.partition_index) for topic in request.topics for part in topic.partitions]
+    error, results = await ctx.coordinator.delete_offsets(ctx.group_key(request.group_id), wanted, _topics_of)
+    if error != ErrorCode.NONE:
         return error_response(request, error)
-    group = coordinator.groups.get(ctx.group_key(request.group_id))
-    if group is None:
-        return error_response(request, ErrorCode.GROUP_ID_NOT_FOUND)
-    if group.members and group.protocol_type != "consumer":
-        return error_response(request, ErrorCode.NON_EMPTY_GROUP)
-    subscribed = _subscribed_topics(group)
-    deletable, results = [], {}
-    for topic in request.topics:
-        for part in topic.partitions:
-            key = (topic.name, part.partition_index)
-            if topic.name in subscribed:
-                results[key] = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC
-            else:
-                deletable.append(key)
-                results[key] = ErrorCode.NONE
-    if deletable:
-        try:
-            await coordinator.delete_offsets(ctx.group_key(request.group_id), deletable)
-        except NotOwner:
-            return error_response(request, ErrorCode.NOT_COORDINATOR)
     return resp(error_code=0, throttle_time_ms=0, topics=[resp.OffsetDeleteResponseTopic(name=t.name, partitions=[
         resp.OffsetDeleteResponseTopic.OffsetDeleteResponsePartition(
             partition_index=p.partition_index, error_code=results[(t.name, p.partition_index)])

@@ -7,7 +7,6 @@ name (INCONSISTENT_GROUP_PROTOCOL).
 
 from __future__ import annotations
 
-from ..protocol.errors import ErrorCode
 from .registry import handler, response_class
 
 API_KEY = 14
@@ -15,18 +14,15 @@ API_KEY = 14
 
 @handler(API_KEY, 0, 5, group_api=True)
 async def serve(ctx, request):
-    error, assignment = await ctx.coordinator.sync(
+    result = await ctx.coordinator.sync(
         group_id=ctx.group_key(request.group_id), member_id=request.member_id,
         group_instance_id=request.group_instance_id if ctx.version >= 3 else None,
         generation_id=request.generation_id,
         protocol_type=request.protocol_type if ctx.version >= 5 else None,
         protocol_name=request.protocol_name if ctx.version >= 5 else None,
         assignments={a.member_id: a.assignment for a in request.assignments})
-    group = ctx.coordinator.groups.get(ctx.group_key(request.group_id))
-    return response_class(API_KEY)(
-        throttle_time_ms=0, error_code=error, assignment=assignment,
-        protocol_type=group.protocol_type if group and error == ErrorCode.NONE else None,
-        protocol_name=group.protocol_name if group and error == ErrorCode.NONE else None)
+    return response_class(API_KEY)(throttle_time_ms=0, error_code=result.error, assignment=result.assignment,
+                                   protocol_type=result.protocol_type, protocol_name=result.protocol_name)
 
 
 def error_response(request, code):
