@@ -12,7 +12,7 @@ Kafka codec matching the entry's, so a consumer receives compressed batches when
 them.
 
 Two implementations of the per-record conversion: the compiled one (kop/_batch_codec.c, one call
-per batch) covers the common records; the pure-Python one (aiokafka's record codec and
+per batch) covers the common records; the pure-Python one (protocol/records.py's record codec and
 convert.py, record by record) covers everything and is the reference. The compiled one answers
 None where it does not apply and the Python one takes over; where it applies, both give the same
 bytes (tests/unit/test_batch_codec.py). ``use("python")`` turns the compiled one off.
@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import logging
 import struct
-import zlib
 from dataclasses import dataclass
 
-import cramjam
-import lz4.frame
 from crc32c import crc32c
 
 from ..protocol import inflate, records as kafka_records
+from ..protocol.compression import compress as kafka_compress
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import BatchHeader, Record
 from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, pulsar_to_record, record_to_pulsar
@@ -56,8 +54,6 @@ KAFKA_CODEC = {pulsar: kafka for kafka, pulsar in PULSAR_CODEC.items()}
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _ATTRIBUTES_POS = 21
-_XERIAL_HEADER = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
-_SNAPPY_BLOCK = 32 * 1024
 
 
 def use(implementation: str) -> None:
@@ -127,7 +123,7 @@ def _records_section(header: BatchHeader, batch) -> bytes:
 
 
 def pulsar_payload_python(header: BatchHeader, batch, tag: str | None) -> bytes:
-    """The reference conversion: decode every record (aiokafka), map each (convert.py)."""
+    """The reference conversion: decode every record (protocol/records.py), map each (convert.py)."""
     try:
         records = kafka_records.decode_records(batch)
     except kafka_records.BatchTooLargeError as exc:
@@ -232,7 +228,7 @@ def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, 
 
 def encode_kafka_records(records: list[Record]) -> tuple[bytes, int, int]:
     """(records section, first timestamp, max timestamp) of a v2 batch: offset deltas as given,
-    timestamps relative to the first record's. aiokafka's builder would do, but it takes a first
+    timestamps relative to the first record's. records.build_batch would do, but it takes a first
     timestamp of -1 for "none yet" and cannot encode an untimed record ahead of timed ones, which a
     Pulsar entry may hold (a Kafka record stored with ``__kafka_ts=-1``)."""
     first_ts = records[0].timestamp
@@ -291,25 +287,3 @@ def batch_from_records_header(header: BatchHeader, records: bytes, codec: int) -
     checksum = crc32c(records, value=crc32c(memoryview(head)[_ATTRIBUTES_POS:]))
     struct.pack_into(">I", head, 17, checksum)
     return bytes(head) + records
-
-
-def kafka_compress(codec: int, data) -> bytes:
-    """Records compressed as Kafka clients expect them: gzip, Xerial-framed snappy (what the Java
-    client writes; every client reads it), the LZ4 frame format, a zstd frame. Fast levels: the
-    data is compressed again on every fetch."""
-    if codec == inflate.GZIP:
-        deflate = zlib.compressobj(1, zlib.DEFLATED, 31)
-        return deflate.compress(data) + deflate.flush()
-    if codec == inflate.SNAPPY:
-        view = memoryview(data)
-        out = bytearray(_XERIAL_HEADER)
-        for start in range(0, len(view), _SNAPPY_BLOCK):
-            block = bytes(cramjam.snappy.compress_raw(view[start:start + _SNAPPY_BLOCK]))
-            out += struct.pack(">i", len(block))
-            out += block
-        return bytes(out)
-    if codec == inflate.LZ4:
-        return lz4.frame.compress(bytes(data))
-    if codec == inflate.ZSTD:
-        return bytes(cramjam.zstd.compress(data, level=1))
-    raise ValueError(f"unknown Kafka compression codec {codec}")

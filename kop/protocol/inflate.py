@@ -1,9 +1,8 @@
 """Decompressing a record batch's payload without letting it grow past a limit (sans-IO).
 
 A compressed batch is small on the wire and may be huge once inflated: 100 MiB of zeros is ~100 KiB
-of gzip, and a frame-sized blob of them would inflate to ~100 GiB. aiokafka's codec inflates
-whatever it is given, so the ``pulsar`` entry format (the one that decodes records) inflates here
-first, never past ``limit`` bytes, and hands aiokafka the batch uncompressed.
+of gzip, and a frame-sized blob of them would inflate to ~100 GiB, so the ``pulsar`` entry format
+(the one that decodes records) inflates here, never past ``limit`` bytes (compression.py compresses).
 
 Each codec, as Kafka writes it: gzip (one or more gzip members), snappy (raw, or Xerial-framed
 blocks, each raw block stating its inflated length), lz4 (the LZ4 frame format), zstd (a zstd

@@ -27,26 +27,27 @@ Kafka: the broker assigns offsets (and the leader epoch) to a batch by
 overwriting bytes 0..8 in place, without re-checksumming or re-encoding the
 records. The gateway does the same (``rewrite_base_offset``).
 
-Per-record work (varints, decompression) is delegated to aiokafka's Cython
-codec; this module adds the batch-level validation Kafka's broker performs and
-turns every codec failure into one of two errors the gateway can map to a
-Kafka error code.
+Records are decoded and encoded here, in Python (each record: a length, attributes,
+timestamp and offset deltas, key, value and headers, as zigzag varints and
+length-prefixed bytes). The common Produce path never decodes records in Python:
+the compiled codec (kop/_batch_codec.c) converts whole batches, and this codec is
+its reference and its fallback. It does not use aiokafka's Cython one, whose
+package pulls asyncio in: this package is sans-IO. Every codec failure becomes
+one of two errors the gateway maps to a Kafka error code.
 """
 
 from __future__ import annotations
 
 import struct
-import sys
 from dataclasses import dataclass, field
 
 import crc32c
-from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
-
 from . import inflate
+from .compression import compress
 
 BATCH_HEADER_SIZE = 61
 _HEADER = struct.Struct(">qiibIhiqqqhii")
-_INT64, _INT32, _UINT32, _INT16 = (struct.Struct(f) for f in (">q", ">i", ">I", ">h"))
+_INT64, _INT32, _UINT32 = (struct.Struct(f) for f in (">q", ">i", ">I"))
 _LENGTH_POS, _MAGIC_POS, _CRC_POS, _ATTRIBUTES_POS = 8, 16, 17, 21  # the CRC covers 21..end
 _LOG_OVERHEAD = 12  # baseOffset + batchLength: the bytes batchLength does not count
 
@@ -206,48 +207,120 @@ def decode_records(batch) -> list[Record]:
     """Decode every record of exactly one batch (any compression).
 
     The CRC is not re-checked here: ``split_batches`` already did it on the
-    way in. Codec failures become CorruptRecordError, except non-UTF-8 header
-    keys (well-formed bytes Kafka cannot represent) which become InvalidRecordError.
+    way in. Damage becomes CorruptRecordError; non-UTF-8 header keys (well-formed
+    bytes Kafka cannot represent) and a recordsCount other than the records
+    found become InvalidRecordError.
     """
-    # bytes(): the Cython reader peeks at some varints without bounds checks; a bytes
-    # object always ends in a NUL byte, which stops them (and is a no-op for bytes input).
     data = bytes(batch)
     header = _header_of_single_batch(data)
+    pos = BATCH_HEADER_SIZE
     if header.compression != COMPRESSION_NONE:
-        data = _inflated(data, header)
+        data, pos = _inflated(data, header), 0
     try:
-        decoded = list(DefaultRecordBatch(data))
+        records = _decode(data, pos, header)
+    except (InvalidRecordError, CorruptRecordError):
+        raise
     except UnicodeDecodeError as exc:
         raise InvalidRecordError(f"record header key is not valid UTF-8: {exc}") from exc
-    except Exception as exc:  # the codec raises whatever its decompressors raise
-        raise CorruptRecordError(f"cannot decode records: {type(exc).__name__}: {exc}") from exc
-    if len(decoded) != header.records_count:
-        raise InvalidRecordError(f"recordsCount {header.records_count} but {len(decoded)} records decoded")
-    base = header.base_offset
-    return [Record(r.offset - base, _timestamp(r), r.key, r.value, r.headers) for r in decoded]
+    except IndexError as exc:  # a varint ran past the end
+        raise CorruptRecordError(f"cannot decode records: truncated at a varint ({exc})") from exc
+    if header.timestamp_type == 1:  # LogAppendTime: the broker's time, for every record
+        for record in records:
+            record.timestamp = header.max_timestamp
+    return records
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint (or varlong) at ``pos``, and the position after it."""
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (value >> 1) ^ -(value & 1), pos
+        shift += 7
+        if shift > 63:
+            raise CorruptRecordError("a varint longer than 10 bytes")
+
+
+def _decode(buf: bytes, pos: int, header: BatchHeader) -> list[Record]:
+    """The records of ``buf`` from ``pos`` to its end. A one-byte varint (the common case) is read
+    inline: this loop is the per-record cost of the Python path."""
+    base_timestamp, end_of_records, out = header.base_timestamp, len(buf), []
+    for _ in range(header.records_count):
+        if pos >= end_of_records:
+            raise InvalidRecordError(f"recordsCount {header.records_count} but {len(out)} records found")
+        byte = buf[pos]
+        if byte < 0x80:
+            length, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+        else:
+            length, pos = _varint(buf, pos)
+        end = pos + length
+        if length <= 0 or end > end_of_records:
+            raise CorruptRecordError(f"record length {length} at {pos} runs past the records")
+        pos += 1  # attributes: unused in v2
+        byte = buf[pos]
+        if byte < 0x80:
+            timestamp_delta, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+        else:
+            timestamp_delta, pos = _varint(buf, pos)
+        byte = buf[pos]
+        if byte < 0x80:
+            offset_delta, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+        else:
+            offset_delta, pos = _varint(buf, pos)
+        key, pos = _bytes(buf, pos, end)
+        value, pos = _bytes(buf, pos, end)
+        if buf[pos] == 0:  # no headers
+            headers, pos = [], pos + 1
+        else:
+            count, pos = _varint(buf, pos)
+            if count < 0:
+                raise CorruptRecordError(f"negative header count {count}")
+            headers = []
+            for _ in range(count):
+                name, pos = _bytes(buf, pos, end)
+                if name is None:
+                    raise CorruptRecordError("a record header without a key")
+                header_value, pos = _bytes(buf, pos, end)
+                headers.append((name.decode("utf-8"), header_value))
+        if pos != end:
+            raise CorruptRecordError(f"record ends at {pos}, its length says {end}")
+        out.append(Record(offset_delta, base_timestamp + timestamp_delta, key, value, headers))
+    if pos != end_of_records:
+        raise InvalidRecordError(f"recordsCount {header.records_count} but more records follow")
+    return out
+
+
+def _bytes(buf: bytes, pos: int, end: int) -> tuple[bytes | None, int]:
+    """Length-prefixed bytes (-1: null) inside the record ending at ``end``."""
+    byte = buf[pos]
+    if byte < 0x80:
+        length, pos = (byte >> 1) ^ -(byte & 1), pos + 1
+    else:
+        length, pos = _varint(buf, pos)
+    if length < 0:
+        if length != -1:
+            raise CorruptRecordError(f"negative length {length}")
+        return None, pos
+    if pos + length > end:
+        raise CorruptRecordError(f"{length} bytes at {pos} run past the record")
+    return buf[pos:pos + length], pos + length
 
 
 def _inflated(data: bytes, header: BatchHeader) -> bytes:
-    """The batch with its records inflated (at most MAX_INFLATED_BYTES) and marked uncompressed."""
+    """The batch's records, inflated (at most MAX_INFLATED_BYTES)."""
     try:
-        records = inflate.inflate(header.compression, data[BATCH_HEADER_SIZE:], MAX_INFLATED_BYTES)
+        return inflate.inflate(header.compression, data[BATCH_HEADER_SIZE:], MAX_INFLATED_BYTES)
     except inflate.TooLarge as exc:
         raise BatchTooLargeError(str(exc)) from exc
     except inflate.Undecodable as exc:
         raise CorruptRecordError(f"cannot decompress the records: {exc}") from exc
-    head = bytearray(data[:BATCH_HEADER_SIZE])
-    _INT32.pack_into(head, _LENGTH_POS, BATCH_HEADER_SIZE - _LOG_OVERHEAD + len(records))
-    _INT16.pack_into(head, _ATTRIBUTES_POS, header.attributes & ~0x07)  # the CRC is not checked again
-    return bytes(head) + records
-
-
-def _timestamp(record) -> int:
-    """aiokafka may report Kafka's NO_TIMESTAMP as None; keep Kafka's -1."""
-    return NO_TIMESTAMP if record.timestamp is None else record.timestamp
 
 
 def _header_of_single_batch(data: bytes) -> BatchHeader:
-    """Check framing before the Cython reader, which reads the header without bounds checks."""
+    """Check the framing before reading the records."""
     if len(data) < BATCH_HEADER_SIZE:
         raise CorruptRecordError(f"{len(data)} bytes is shorter than a batch header")
     header = parse_header(data)
@@ -277,18 +350,46 @@ def build_batch(
     (LogAppendTime) readers report ``max_timestamp`` for every record.
     """
     _check_buildable(records, compression, timestamp_type)
-    builder = DefaultRecordBatchBuilder(
-        MAGIC, compression, int(is_transactional), producer_id, producer_epoch, base_sequence, sys.maxsize
-    )
+    first = records[0].timestamp
+    section = bytearray()
     for r in records:
-        headers = [(k, v if v is None or type(v) is bytes else bytes(v)) for k, v in r.headers]
-        if builder.append(r.offset_delta, r.timestamp, r.key, r.value, headers) is None:
-            raise ValueError(f"aiokafka refused the record at offset delta {r.offset_delta}")
-    buf = builder.build()
-    if timestamp_type:
-        _set_attribute_bits(buf, 0x08)
-    rewrite_base_offset(buf, base_offset)
+        body = bytearray(b"\x00")  # attributes
+        _put_varint(body, r.timestamp - first)
+        _put_varint(body, r.offset_delta)
+        _put_bytes(body, r.key)
+        _put_bytes(body, r.value)
+        _put_varint(body, len(r.headers))
+        for name, value in r.headers:
+            _put_bytes(body, name.encode("utf-8"))
+            _put_bytes(body, value)
+        _put_varint(section, len(body))
+        section += body
+    if compression != COMPRESSION_NONE:
+        section = compress(compression, section)
+    attributes = compression | (timestamp_type << 3) | (0x10 if is_transactional else 0)
+    buf = bytearray(_HEADER.pack(base_offset, BATCH_HEADER_SIZE - _LOG_OVERHEAD + len(section), -1, MAGIC, 0,
+                                 attributes, records[-1].offset_delta, first, max(r.timestamp for r in records),
+                                 producer_id, producer_epoch, base_sequence, len(records)))
+    buf += section
+    _UINT32.pack_into(buf, _CRC_POS, crc32c.crc32c(memoryview(buf)[_ATTRIBUTES_POS:]))
     return buf
+
+
+def _put_varint(out: bytearray, value: int) -> None:
+    """A zigzag varint (or varlong)."""
+    value = (value << 1) ^ (value >> 63)
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _put_bytes(out: bytearray, data) -> None:
+    if data is None:
+        out.append(1)  # zigzag(-1)
+    else:
+        _put_varint(out, len(data))
+        out += data
 
 
 def empty_batch(base_offset: int, last_offset_delta: int, *, producer_id: int = -1, producer_epoch: int = -1,
@@ -314,7 +415,7 @@ def emptied(batch, base_offset: int) -> bytes:
 
 
 def _check_buildable(records: list[Record], compression: int, timestamp_type: int) -> None:
-    """Refuse inputs aiokafka's builder would silently encode wrongly."""
+    """Refuse what would not read back as given."""
     if not records:
         raise ValueError("a batch needs at least one record")
     if not COMPRESSION_NONE <= compression <= COMPRESSION_ZSTD:
@@ -326,14 +427,8 @@ def _check_buildable(records: list[Record], compression: int, timestamp_type: in
         if not previous < r.offset_delta <= 0x7FFFFFFF:
             raise ValueError(f"offset deltas must increase within int32: {r.offset_delta} after {previous}")
         previous = r.offset_delta
-    # The builder uses baseTimestamp == -1 as "no record yet": a leading -1 would be
-    # replaced by the next record's timestamp.
+    # baseTimestamp -1 means "no timestamps" to readers (aiokafka reports them as None): an untimed
+    # first record may not be followed by timed ones.
     if records[0].timestamp == NO_TIMESTAMP and any(r.timestamp != NO_TIMESTAMP for r in records):
-        raise ValueError("aiokafka cannot encode an untimed (-1) first record before timestamped ones")
+        raise ValueError("an untimed (-1) first record cannot come before timestamped ones")
 
-
-def _set_attribute_bits(buf: bytearray, bits: int) -> None:
-    """OR ``bits`` into attributes; they lie inside the CRC, so reseal it."""
-    (attributes,) = _INT16.unpack_from(buf, _ATTRIBUTES_POS)
-    _INT16.pack_into(buf, _ATTRIBUTES_POS, attributes | bits)
-    _UINT32.pack_into(buf, _CRC_POS, crc32c.crc32c(memoryview(buf)[_ATTRIBUTES_POS:]))

@@ -4,6 +4,8 @@ reached only through kop/backend."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,16 @@ def test_detector_catches_violations(tmp_path):
     assert "kop.backend.pulsar" in names
     assert "kop.server.connection" in names
     assert "kop.protocol.errors" in names
+
+
+def test_protocol_runs_without_asyncio():
+    """Importing every module of kop/protocol, in a fresh interpreter, loads no asyncio (nor anything
+    that imports it, such as aiokafka's package)."""
+    code = ("import importlib, pkgutil, sys\n"
+            "import kop.protocol as package\n"
+            "for module in pkgutil.iter_modules(package.__path__):\n"
+            "    importlib.import_module(f'kop.protocol.{module.name}')\n"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] in ('asyncio', 'aiokafka')))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"kop/protocol loads {done.stdout.strip()}"
