@@ -23,11 +23,12 @@ async def test_periodic_runs_after_each_interval_until_stopped():
     loop = Periodic("ticker", 0.02, work)
     loop.start()
     loop.start()  # a second start does not start a second loop
-    await asyncio.sleep(0.11)
+    while len(times) < 4:
+        await asyncio.sleep(0.005)
     await loop.stop()
     count = len(times)
-    assert 3 <= count <= 6 and times[0] >= 0.02  # the interval comes first
-    assert all(b - a >= 0.019 for a, b in zip(times, times[1:]))
+    assert times[0] >= 0.02  # the interval comes first
+    assert all(b - a >= 0.019 for a, b in zip(times, times[1:]))  # one loop, an interval between rounds
     await asyncio.sleep(0.05)
     assert len(times) == count and not loop.running and loop.rounds == count
 
@@ -86,7 +87,7 @@ async def test_stop_cancels_a_round_that_takes_too_long(caplog):
     await asyncio.sleep(0.03)
     started = time.monotonic()
     await no_wait.stop()
-    assert time.monotonic() - started < 0.05
+    assert time.monotonic() - started < 0.5  # not the 60 s of the round
 
 
 async def test_stop_wakes_a_waiting_loop_at_once():
@@ -95,7 +96,7 @@ async def test_stop_wakes_a_waiting_loop_at_once():
     await asyncio.sleep(0.01)
     started = time.monotonic()
     await loop.stop()
-    assert time.monotonic() - started < 0.05 and loop.rounds == 0
+    assert time.monotonic() - started < 0.5 and loop.rounds == 0  # not the 60 s interval
     loop.start()  # and it can run again
     assert loop.running
     await loop.stop()

@@ -88,7 +88,7 @@ async def test_a_new_member_rebalances_everyone(coordinator, transitions):
 
 
 async def test_initial_rebalance_delay_gathers_members_starting_together(store, cursor_sync):
-    config = dataclasses.replace(CONFIG, initial_rebalance_delay_ms=150)
+    config = dataclasses.replace(CONFIG, initial_rebalance_delay_ms=300)
     coordinator = await started_coordinator(store, cursor_sync, config)
     try:
         first = join(coordinator, "g")
@@ -167,8 +167,8 @@ async def test_a_join_during_completing_rebalances_again(coordinator, transition
 
 
 async def test_session_timeout_removes_a_silent_member(coordinator):
-    leader, follower = await stable_group(coordinator, "g", 2, session_ms=150)
-    for _ in range(10):  # the leader heartbeats; the follower says nothing
+    leader, follower = await stable_group(coordinator, "g", 2, session_ms=300)
+    for _ in range(30):  # the leader heartbeats; the follower says nothing
         assert coordinator.heartbeat("g", leader, None, 2) in (ErrorCode.NONE, ErrorCode.REBALANCE_IN_PROGRESS)
         await asyncio.sleep(0.03)
         if state(coordinator, "g") == "PreparingRebalance":
@@ -177,7 +177,7 @@ async def test_session_timeout_removes_a_silent_member(coordinator):
     assert [m.member_id for m in coordinator.describe("g").members] == [leader]
     assert coordinator.heartbeat("g", follower, None, 2) == ErrorCode.UNKNOWN_MEMBER_ID
     assert coordinator.heartbeat("g", leader, None, 2) == ErrorCode.REBALANCE_IN_PROGRESS
-    result = await settle(join(coordinator, "g", leader, session_ms=150))
+    result = await settle(join(coordinator, "g", leader, session_ms=300))
     assert result.generation_id == 3 and [m[0] for m in result.members] == [leader]
 
 
@@ -188,18 +188,18 @@ async def test_session_timeout_of_the_last_member_empties_the_group(coordinator)
 
 
 async def test_a_member_waiting_for_its_join_does_not_expire(coordinator):
-    a = await settle(join(coordinator, "g", session_ms=5_000, rebalance_ms=300))
+    a = await settle(join(coordinator, "g", session_ms=5_000, rebalance_ms=1_000))
     await settle(sync(coordinator, "g", a.member_id, 1, {a.member_id: b"x"}))
-    newcomer = join(coordinator, "g", session_ms=50, rebalance_ms=300)  # waits for a to rejoin
+    newcomer = join(coordinator, "g", session_ms=50, rebalance_ms=1_000)  # waits for a to rejoin
     await asyncio.sleep(0.15)  # three of its session timeouts
     assert not newcomer.done()
-    await settle(join(coordinator, "g", a.member_id, session_ms=5_000, rebalance_ms=300))
+    await settle(join(coordinator, "g", a.member_id, session_ms=5_000, rebalance_ms=1_000))
     assert (await settle(newcomer)).error == ErrorCode.NONE
 
 
 async def test_rebalance_timeout_removes_members_that_did_not_rejoin(coordinator):
-    leader, follower = await stable_group(coordinator, "g", 2, rebalance_ms=200)
-    rejoin = join(coordinator, "g", leader, rebalance_ms=200)
+    leader, follower = await stable_group(coordinator, "g", 2, rebalance_ms=400)
+    rejoin = join(coordinator, "g", leader, rebalance_ms=400)
     await eventually(lambda: state(coordinator, "g") == "PreparingRebalance")
     assert await pending(rejoin, 0.1)  # the follower is still alive (heartbeats) but does not rejoin
     assert coordinator.heartbeat("g", follower, None, 2) == ErrorCode.REBALANCE_IN_PROGRESS
