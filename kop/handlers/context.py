@@ -3,19 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..groups import scope
+from ..protocol.errors import ErrorCode
 from ..protocol.messages import RequestHeader
+from ..protocol.sasl import Credentials
 
 if TYPE_CHECKING:
-    from ..backend.pulsar import PulsarBackend
+    from ..backend.api import Fleet, PulsarBackend
     from ..config import Config
-    from ..backend.fleet import Fleet
     from ..groups.coordinator import GroupCoordinator
     from ..groups.ownership import Ownership
-    from ..server.listeners import Listener
-    from ..server.sasl_session import SaslSession
+
+
+class Session(Protocol):
+    """What a handler may ask of its connection's SASL state (server/sasl_session.py)."""
+
+    required: bool
+    mechanisms: list[str]
+    principal: Credentials | None
+
+    @property
+    def groups_allowed(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+    def handshake(self, mechanism: str, version: int) -> ErrorCode: ...
+
+    async def authenticate(self, token: bytes) -> tuple[ErrorCode, str | None, bytes]: ...
+
+
+class Listener(Protocol):
+    """The listener a client connected through (server/listeners.py): Metadata answers with its addresses."""
+
+    name: str
 
 
 @dataclass(slots=True)
@@ -27,8 +49,8 @@ class RequestContext:
     coordinator: "GroupCoordinator"
     fleet: "Fleet"
     ownership: "Ownership"
-    session: "SaslSession | None" = None
-    listener: "Listener | None" = None
+    session: Session | None = None
+    listener: Listener | None = None
 
     @property
     def version(self) -> int:

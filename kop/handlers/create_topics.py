@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..backend import kafka_topics
-from ..backend.policies import DEFAULT_CONFIG, TOPIC_CONFIG, ConfigEntry
+from ..backend.api import DEFAULT_CONFIG, TOPIC_CONFIG, ConfigEntry, create_topic, describe_topic
 from ..mapping import topic_configs as tc
 from ..mapping.topic_config_specs import SPECS
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
@@ -76,8 +75,8 @@ async def _create(ctx, topic, partitions: int, validate_only: bool) -> tuple[int
             return ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic.name!r} already exists", []
         if validate_only:
             return ErrorCode.NONE, "", _as_created(values)
-        await kafka_topics.create(ctx.backend, topic.name, partitions, values)
-        return ErrorCode.NONE, "", list((await kafka_topics.describe(ctx.backend, topic.name)).values())
+        await create_topic(ctx.backend, topic.name, partitions, values)
+        return ErrorCode.NONE, "", list((await describe_topic(ctx.backend, topic.name)).values())
     except KafkaError as exc:
         return exc.code, exc.message, []
 

@@ -20,7 +20,7 @@ Deviations from Kafka:
 
 from __future__ import annotations
 
-from ..backend import log_start
+from ..backend.api import delete_records
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -39,7 +39,7 @@ async def serve(ctx, request):
             low_watermark, error = -1, ErrorCode.NONE
             try:
                 await _check(ctx.backend, topic.name, part.partition_index)
-                low_watermark = await log_start.delete_records(ctx.backend, topic.name, part.partition_index,
+                low_watermark = await delete_records(ctx.backend, topic.name, part.partition_index,
                                                                part.offset)
             except KafkaError as exc:
                 error = exc.code

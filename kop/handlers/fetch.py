@@ -35,10 +35,7 @@ import logging
 import time
 
 from .. import metrics
-from ..backend import log_start
-from ..backend.errors import kafka_error_of
-from ..backend.partition_log import PartitionLog
-from ..backend.reader import PartitionReader
+from ..backend.api import PartitionLog, PartitionReader, cached_log_start, kafka_error_of
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
@@ -135,7 +132,7 @@ async def _open(backend, slot: _Slot) -> None:
         if not 0 <= slot.partition < count:
             slot.error = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             return
-        if not log_start.cached(backend, slot.topic, slot.partition) <= slot.offset <= offsets.MAX_OFFSET:
+        if not cached_log_start(backend, slot.topic, slot.partition) <= slot.offset <= offsets.MAX_OFFSET:
             slot.error = ErrorCode.OFFSET_OUT_OF_RANGE  # below the log start DeleteRecords set, too
             return
         slot.log = backend.partition_log(slot.topic, slot.partition)

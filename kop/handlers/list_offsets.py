@@ -16,7 +16,7 @@ Deviations from Kafka:
 
 from __future__ import annotations
 
-from ..backend import log_start
+from ..backend.api import cached_log_start, current_log_start
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -54,14 +54,14 @@ async def _lookup(backend, topic: str, partition: int, timestamp: int) -> tuple[
     if timestamp == LATEST:
         return await backend.latest_offset(topic, partition), -1
     if timestamp in (EARLIEST, EARLIEST_LOCAL):  # not below the log start DeleteRecords set
-        return max(await backend.earliest_offset(topic, partition), await log_start.current(backend, topic, partition)), -1
+        return max(await backend.earliest_offset(topic, partition), await current_log_start(backend, topic, partition)), -1
     if timestamp == MAX_TIMESTAMP:
         return await backend.last_record(topic, partition)
     if timestamp < 0:
         raise KafkaError(ErrorCode.INVALID_REQUEST, f"unknown special timestamp {timestamp}")
     offset, stamp = await backend.offset_for_timestamp(topic, partition, timestamp)
     if offset >= 0:
-        offset = max(offset, log_start.cached(backend, topic, partition))
+        offset = max(offset, cached_log_start(backend, topic, partition))
     return offset, stamp
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..backend import kafka_topics
+from ..backend.api import create_topic
 from ..mapping.placement import place, topic_partition_key
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
@@ -90,7 +90,7 @@ async def describe_topic(backend, cfg, name, allow_create) -> tuple[str, int, Er
         count = await backend.partition_count(name, max_age_s=METADATA_COUNT_AGE_S)
         if count == 0 and allow_create:
             try:
-                await kafka_topics.create(backend, name, cfg.topics.default_partitions, {})
+                await create_topic(backend, name, cfg.topics.default_partitions, {})
             except KafkaError as exc:
                 if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:  # another client raced us: fine
                     raise

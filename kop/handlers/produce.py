@@ -36,8 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..backend import record_rules
-from ..backend.partition_log import Batch
+from ..backend.api import Batch, check_records
 from ..mapping import offsets
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol import records as kafka_records
@@ -199,7 +198,7 @@ def _batch(backend, part, topic: str) -> Batch:
         raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch of {header.size} bytes exceeds {MAX_ENTRY_BYTES}")
     # The batch's view of the received frame (framing.py, produce_request.py) is copied once, into
     # the entry.
-    record_rules.check(backend, topic, part.index, header, view)  # what the topic's configs demand
+    check_records(backend, topic, part.index, header, view)  # what the topic's configs demand
     return backend.prepare_batch(header, view)
 
 

@@ -1,5 +1,6 @@
-"""The package's layering, checked on the source (ast): the sans-IO parts import no I/O, and Pulsar is
-reached only through kop/backend."""
+"""The package's layering, checked on the source (ast): the sans-IO parts import no I/O, Pulsar is
+reached only through kop/backend, and handlers reach the backend and the groups only through their
+public interfaces. No exemptions."""
 
 from __future__ import annotations
 
@@ -133,6 +134,89 @@ def test_protocol_imports_nothing_else_from_kop(path):
 def test_handlers_reach_pulsar_only_through_backend(path):
     bad = [(line, name) for line, name in imports_of(path) if top(name) in PULSAR_MODULES]
     assert not bad, f"{rel(path)} imports {bad}"
+
+
+# What handlers may import of kop (issue 16): the protocol, the pure mapping, each other, the metrics and
+# the config; of the backend only its public interface, kop/backend/api.py; of the groups only the names
+# below, the groups' interface as handlers see it: the coordinator and what its methods take and raise,
+# the group ids' scoping and the ownership of coordinators. Nothing of kop/server, kop/groups' insides
+# or the backend's modules.
+HANDLER_PACKAGES = ("kop.protocol", "kop.mapping", "kop.handlers")
+HANDLER_MODULES = {"kop.metrics", "kop.config", "kop.backend.api"}
+GROUPS_PUBLIC = {"kop.groups.scope", "kop.groups.coordinator.GroupCoordinator", "kop.groups.ownership.Ownership",
+                 "kop.groups.store.CommittedOffset", "kop.groups.store.NotOwner"}
+
+
+def kop_imports(path: Path, root: Path = ROOT) -> list[tuple[int, str, str | None]]:
+    """(line, module, name) of every import of kop in the file: ``from X import a`` gives (X, a),
+    ``import X`` gives (X, None); relative imports resolved."""
+    out: list[tuple[int, str, str | None]] = []
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = module_name(path, root)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name, None) for alias in node.names if top(alias.name) == "kop"]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - (node.level - 1)])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            if top(module) == "kop":
+                out += [(node.lineno, module, alias.name) for alias in node.names]
+    return out
+
+
+def handler_import_allowed(module: str, name: str | None) -> bool:
+    full = module if name is None else f"{module}.{name}"
+    if module.startswith(tuple(f"{p}." for p in HANDLER_PACKAGES)) or module in HANDLER_PACKAGES:
+        return True
+    if module in HANDLER_MODULES or full in HANDLER_MODULES:
+        return True
+    return full in GROUPS_PUBLIC
+
+
+@pytest.mark.parametrize("path", HANDLER_FILES, ids=rel)
+def test_handlers_import_only_public_interfaces(path):
+    """type-checking imports included: a type is a dependency too."""
+    bad = [(line, module if name is None else f"{module}.{name}") for line, module, name in kop_imports(path)
+           if not handler_import_allowed(module, name)]
+    assert not bad, f"{rel(path)} imports {bad}"
+
+
+def test_the_handler_rule_catches_internals(tmp_path):
+    sample = tmp_path / "kop" / "handlers" / "bad.py"
+    sample.parent.mkdir(parents=True)
+    sample.write_text("from ..backend.partition_log import Batch\n"
+                      "from ..backend import log_start\n"
+                      "from ..groups.state import Group\n"
+                      "from ..groups.store import NotOwner, OffsetsStore\n"
+                      "from ..server.sasl_session import SaslSession\n"
+                      "import kop.backend.reader\n"
+                      "from ..backend.api import Batch\n"
+                      "from ..groups import scope\n"
+                      "from ..protocol.errors import ErrorCode\n"
+                      "from .registry import handler\n")
+    verdicts = [(f"{m}.{n}" if n else m, handler_import_allowed(m, n)) for _, m, n in kop_imports(sample, tmp_path)]
+    assert verdicts == [("kop.backend.partition_log.Batch", False), ("kop.backend.log_start", False),
+                        ("kop.groups.state.Group", False), ("kop.groups.store.NotOwner", True),
+                        ("kop.groups.store.OffsetsStore", False), ("kop.server.sasl_session.SaslSession", False),
+                        ("kop.backend.reader", False), ("kop.backend.api.Batch", True), ("kop.groups.scope", True),
+                        ("kop.protocol.errors.ErrorCode", True), ("kop.handlers.registry.handler", True)]
+
+
+def test_the_backend_interface_is_a_module_of_names():
+    """kop/backend/api.py only re-exports: every name it offers is listed in its __all__ and defined
+    elsewhere in kop/backend."""
+    tree = ast.parse((KOP / "backend" / "api.py").read_text())
+    for node in tree.body:
+        assert isinstance(node, (ast.ImportFrom, ast.Assign, ast.Expr)), ast.dump(node)
+    import kop.backend.api as api
+    exported = {name for name in vars(api) if not name.startswith("_") and name != "annotations"}
+    assert exported == set(api.__all__)
 
 
 def test_no_module_imports_pulsar_client():
