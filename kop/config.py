@@ -150,6 +150,16 @@ class GroupsConfig:
 
 
 @dataclass(frozen=True)
+class TransactionsConfig:
+    # Kafka's transaction.max.timeout.ms (15 minutes): InitProducerId asking a longer
+    # transaction.timeout.ms gets INVALID_TRANSACTION_TIMEOUT. A transaction open longer than its
+    # timeout is aborted by its coordinator (kop/txn/coordinator.py).
+    max_timeout_ms: int = 900_000
+    # How often a coordinator looks for timed-out transactions (Kafka: every 10 s).
+    timeout_check_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     # PEM files for SSL and SASL_SSL listeners: the server certificate (chain) and its key.
     cert_file: str = ""
@@ -210,6 +220,7 @@ class Config:
     offsets: OffsetsConfig = field(default_factory=OffsetsConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     sasl: SaslConfig = field(default_factory=SaslConfig)
@@ -226,7 +237,8 @@ class Config:
 _TOP_KEYS = ("log_level", "log_format")
 _SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in _TOP_KEYS}
 _SECTION_CLASSES = {"server": ServerConfig, "pulsar": PulsarConfig, "topics": TopicsConfig,
-                    "offsets": OffsetsConfig, "fetch": FetchConfig, "groups": GroupsConfig, "cluster": ClusterConfig,
+                    "offsets": OffsetsConfig, "fetch": FetchConfig, "groups": GroupsConfig,
+                    "transactions": TransactionsConfig, "cluster": ClusterConfig,
                     "tls": TlsConfig, "sasl": SaslConfig, "metrics": MetricsConfig}
 
 

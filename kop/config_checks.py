@@ -21,6 +21,11 @@ def validate(cfg: Config, problems: list[str]) -> None:
         problems.append(f"server.workers: {s.workers} outside 0..256 (0: one per core)")
     if not 1 <= s.worker_port_offset <= 60000:
         problems.append(f"server.worker_port_offset: {s.worker_port_offset} outside 1..60000")
+    txn = cfg.transactions
+    if txn.max_timeout_ms < 1:
+        problems.append(f"transactions.max_timeout_ms: {txn.max_timeout_ms} is not a positive duration")
+    if txn.timeout_check_interval_s <= 0:
+        problems.append(f"transactions.timeout_check_interval_s: {txn.timeout_check_interval_s} is not positive")
     if s.max_frame_size < 1024:
         problems.append(f"server.max_frame_size: {s.max_frame_size} is below 1024 bytes")
     if s.max_inflight_requests < 1:

@@ -27,7 +27,7 @@ from prometheus_client.process_collector import ProcessCollector
 from . import __version__
 from .protocol.errors import ErrorCode
 from .protocol.fetch_response import FetchResponseData
-from .protocol.messages import CODECS
+from .protocol.messages import api_name
 from .protocol.produce_response import ProduceResponseData
 
 disable_created_metrics()  # the *_created series double the scrape and no dashboard uses them
@@ -82,7 +82,6 @@ PULSAR_RECONNECTS = Counter("kop_pulsar_reconnects", "Pulsar producers and reade
 PULSAR_READERS = Gauge("kop_pulsar_readers", "Pulsar readers open in kop's reader caches (at most fetch.max_readers "
                        "per backend)", registry=REGISTRY)
 
-API_NAMES: dict[int, str] = {key: request.__name__.removesuffix("Request") for key, (request, _) in CODECS.items()}
 _ERROR_NAMES: dict[int, str] = {int(code): code.name for code in ErrorCode}
 
 
@@ -201,12 +200,12 @@ def observe_request(api_key: int, version: int, response, seconds: float) -> Non
     key = (api_key, version, codes[0] if codes else 0)
     child = _request_children.get(key)
     if child is None:
-        child = _request_children[key] = REQUESTS.labels(API_NAMES.get(api_key, str(api_key)), str(version),
+        child = _request_children[key] = REQUESTS.labels(api_name(api_key), str(version),
                                                          error_name(key[2]) if codes else "NONE")
     child.inc()
     for code in codes:
-        RESPONSE_ERRORS.labels(API_NAMES.get(api_key, str(api_key)), error_name(code)).inc()
+        RESPONSE_ERRORS.labels(api_name(api_key), error_name(code)).inc()
     latency = _latency_children.get(api_key)
     if latency is None:
-        latency = _latency_children[api_key] = REQUEST_SECONDS.labels(API_NAMES.get(api_key, str(api_key)))
+        latency = _latency_children[api_key] = REQUEST_SECONDS.labels(api_name(api_key))
     latency.observe(seconds)

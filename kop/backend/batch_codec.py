@@ -30,7 +30,8 @@ from ..protocol import inflate, records as kafka_records
 from ..protocol.compression import compress as kafka_compress
 from ..protocol.errors import ErrorCode, KafkaError
 from ..protocol.records import BatchHeader, Record
-from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, pulsar_to_record, record_to_pulsar
+from ..protocol.control import Marker, control_batch
+from .convert import CONTROL, ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, TXN, pulsar_to_record, record_to_pulsar
 from .idempotence import last_sequence
 from .resends import producer_tag
 from .wire import commands as cmd
@@ -87,20 +88,23 @@ def entry_of(header: BatchHeader, batch, entry_format: str) -> Entry:
     if header.producer_id >= 0:
         tag = producer_tag(header.producer_id, header.producer_epoch, header.base_sequence,
                            last_sequence(header.base_sequence, header.records_count))
+    txn = f"{header.producer_id}:{header.producer_epoch}" if header.is_transactional else None
     if entry_format == "kafka":
         # The entry declares its records to Pulsar (CommandSend.num_messages): the broker's index,
         # hence the contiguous offsets, counts them (mapping/offset_index.py).
-        return Entry(kafka_entry_metadata(header.records_count, header.max_timestamp, tag), bytes(batch),
+        return Entry(kafka_entry_metadata(header.records_count, header.max_timestamp, tag, txn), bytes(batch),
                      header.records_count)
     records = _records_section(header, batch)
     payload = None
-    if _implementation == "native" and header.timestamp_type == 0:
+    if _implementation == "native" and header.timestamp_type == 0 and txn is None:
         payload = _native.kafka_to_pulsar(records, header.records_count, header.base_timestamp, tag)
-    if payload is None:
-        payload = pulsar_payload_python(header, batch, tag)
+    if payload is None:  # the reference path, and every transactional batch (a property per record)
+        payload = pulsar_payload_python(header, batch, tag, txn)
     if len(payload) > MAX_DECODED_BYTES:
         raise KafkaError(ErrorCode.MESSAGE_TOO_LARGE, f"batch decompresses to {len(payload)} bytes")
-    fields = {"num_messages_in_batch": header.records_count}
+    fields: dict = {"num_messages_in_batch": header.records_count}
+    if txn is not None:  # on the entry too, where kop's readers look (batch_of_entry, reader.py)
+        fields["properties"] = key_values({TXN: txn})
     codec = PULSAR_CODEC.get(header.compression)
     if codec is not None:
         fields["compression"] = codec
@@ -122,7 +126,7 @@ def _records_section(header: BatchHeader, batch) -> bytes:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, f"cannot decompress the records: {exc}") from exc
 
 
-def pulsar_payload_python(header: BatchHeader, batch, tag: str | None) -> bytes:
+def pulsar_payload_python(header: BatchHeader, batch, tag: str | None, txn: str | None = None) -> bytes:
     """The reference conversion: decode every record (protocol/records.py), map each (convert.py)."""
     try:
         records = kafka_records.decode_records(batch)
@@ -132,16 +136,18 @@ def pulsar_payload_python(header: BatchHeader, batch, tag: str | None) -> bytes:
         raise KafkaError(ErrorCode.CORRUPT_MESSAGE, str(exc)) from exc
     except kafka_records.InvalidRecordError as exc:
         raise KafkaError(ErrorCode.INVALID_RECORD, str(exc)) from exc
-    return encode_records(records, tag)
+    return encode_records(records, tag, txn)
 
 
-def encode_records(records: list[Record], tag: str | None = None) -> bytes:
+def encode_records(records: list[Record], tag: str | None = None, txn: str | None = None) -> bytes:
     """Records as the payload of a Pulsar batch entry (uncompressed)."""
     messages = []
     for i, record in enumerate(records):
         fields = record_to_pulsar(record)
         if i == 0 and tag is not None:  # the batch's identity, on its first message
             fields.properties[PRODUCER] = tag
+        if txn is not None:
+            fields.properties[TXN] = txn
         single: dict = {}
         if fields.properties:
             single["properties"] = key_values(fields.properties)
@@ -173,7 +179,8 @@ _ENTRY_PROPERTY = _property(ENTRY, ENTRY_BATCH_V2)
 _RECORDS_PROPERTIES = [_property(RECORDS, str(n)) for n in range(0, 1025)]
 
 
-def kafka_entry_metadata(records_count: int, max_timestamp: int, producer: str | None = None) -> bytes:
+def kafka_entry_metadata(records_count: int, max_timestamp: int, producer: str | None = None,
+                         txn: str | None = None, control: str | None = None) -> bytes:
     """The MessageMetadata fields of a kafka-format entry (``__kafka_entry``, ``__kafka_records``,
     ``__kafka_producer`` for an idempotent batch, event time), encoded by hand: one per batch written.
     The same bytes as ``MessageMetadata.encode`` gives (tests/unit/test_wire_codec.py)."""
@@ -181,6 +188,10 @@ def kafka_entry_metadata(records_count: int, max_timestamp: int, producer: str |
     out += _RECORDS_PROPERTIES[records_count] if records_count <= 1024 else _property(RECORDS, str(records_count))
     if producer is not None:
         out += _property(PRODUCER, producer)
+    if txn is not None:
+        out += _property(TXN, txn)
+    if control is not None:
+        out += _property(CONTROL, control)
     if max_timestamp > 0:
         out.append(0x60)  # field 12, event_time
         write_varint(out, max_timestamp)
@@ -195,22 +206,36 @@ def kafka_batch_of(metadata: dict, payload: bytes, singles: list[Single] | None,
     payload inflated, ``singles`` its messages when already split (else split here when needed)."""
     batched = "num_messages_in_batch" in metadata
     batch = None
+    producer = _transaction_of(metadata) if "properties" in metadata else None
     if _implementation == "native" and batched:
         converted = _native.pulsar_to_kafka(payload, metadata["num_messages_in_batch"], skip,
                                             metadata.get("publish_time", 0))
         if converted is not None:
             records, first_ts, max_ts = converted
             count = metadata["num_messages_in_batch"] - skip
-            batch = batch_from_records(records, base_offset + skip, count, first_ts, max_ts)
+            batch = batch_from_records(records, base_offset + skip, count, first_ts, max_ts, producer=producer)
     if batch is None:
         if singles is None:
             singles = split({k: v for k, v in metadata.items() if k != "compression"}, payload)
-        batch = kafka_batch_python(metadata, singles, base_offset, skip)
+        batch = kafka_batch_python(metadata, singles, base_offset, skip, producer)
     codec = KAFKA_CODEC.get(metadata.get("compression", cmd.NONE))
     return compress_batch(batch, codec) if codec is not None else batch
 
 
-def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, skip: int = 0) -> bytes:
+def _transaction_of(metadata: dict) -> tuple[int, int] | None:
+    """(producer id, epoch) of a transactional entry (its ``__kafka_txn``), else None."""
+    value = properties_of(metadata).get(TXN)
+    if value is None:
+        return None
+    try:
+        pid, epoch = (int(x) for x in value.split(":"))
+    except ValueError:
+        return None
+    return pid, epoch
+
+
+def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, skip: int = 0,
+                       producer: tuple[int, int] | None = None) -> bytes:
     """The reference conversion, message by message (convert.py)."""
     publish_time = metadata.get("publish_time", 0)
     records = []
@@ -223,7 +248,7 @@ def kafka_batch_python(metadata: dict, singles: list[Single], base_offset: int, 
         records.append(pulsar_to_record(index - skip, singles[index].payload, fields.get("null_value", False),
                                         key, fields.get("event_time", 0), publish_time, properties))
     section, first_ts, max_ts = encode_kafka_records(records)
-    return batch_from_records(section, base_offset + skip, len(records), first_ts, max_ts)
+    return batch_from_records(section, base_offset + skip, len(records), first_ts, max_ts, producer=producer)
 
 
 def encode_kafka_records(records: list[Record]) -> tuple[bytes, int, int]:
@@ -262,10 +287,14 @@ def _length_prefixed(out: bytearray, data: bytes | None) -> None:
 
 
 def batch_from_records(records: bytes, base_offset: int, count: int, first_ts: int, max_ts: int,
-                       attributes: int = 0) -> bytes:
-    """A v2 batch around an encoded records section (no producer, leader epoch -1)."""
+                       attributes: int = 0, producer: tuple[int, int] | None = None) -> bytes:
+    """A v2 batch around an encoded records section (leader epoch -1). With ``producer`` (id,
+    epoch) it is a transactional batch of that producer, else it has none."""
+    pid, epoch = producer if producer is not None else (-1, -1)
+    if producer is not None:
+        attributes |= 0x10  # isTransactional
     head = bytearray(_HEADER.pack(base_offset, kafka_records.BATCH_HEADER_SIZE - 12 + len(records), -1, 2, 0,
-                                  attributes, count - 1, first_ts, max_ts, -1, -1, -1, count))
+                                  attributes, count - 1, first_ts, max_ts, pid, epoch, -1, count))
     checksum = crc32c(records, value=crc32c(memoryview(head)[_ATTRIBUTES_POS:]))
     struct.pack_into(">I", head, 17, checksum)
     return bytes(head) + records
@@ -287,3 +316,14 @@ def batch_from_records_header(header: BatchHeader, records: bytes, codec: int) -
     checksum = crc32c(records, value=crc32c(memoryview(head)[_ATTRIBUTES_POS:]))
     struct.pack_into(">I", head, 17, checksum)
     return bytes(head) + records
+
+
+# -- transaction markers --------------------------------------------------------------------------
+
+def marker_entry(marker: Marker, timestamp_ms: int) -> tuple[BatchHeader, Entry]:
+    """A transaction marker as kop stores it in either format: a ``kafka``-format entry holding the
+    control batch (protocol/control.py), marked for native Pulsar consumers (convert.py)."""
+    batch = control_batch(marker, 0, timestamp_ms)
+    metadata = kafka_entry_metadata(1, timestamp_ms, None, f"{marker.producer_id}:{marker.producer_epoch}",
+                                    "commit" if marker.commit else "abort")
+    return kafka_records.parse_header(batch), Entry(metadata, batch, 1)

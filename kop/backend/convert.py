@@ -22,6 +22,12 @@ The ``kafka`` entry format stores the whole Kafka batch as one Pulsar message ma
 
 In either format a batch of an idempotent producer carries ``__kafka_producer`` (on its entry, or
 on its first message), so a restarted gateway can recognise a retry (producer_recovery.py).
+
+Transactions (kop/txn): every record of a transactional batch carries ``__kafka_txn=<producer
+id>:<epoch>`` (in the ``pulsar`` format on each message and on the entry, in the ``kafka`` format on
+the entry). A transaction marker is, in both formats, a ``kafka``-format entry holding Kafka's
+control batch, with ``__kafka_control=commit|abort`` and ``__kafka_txn``: a native Pulsar consumer
+tells a transaction's records by ``__kafka_txn`` and learns its outcome from the marker.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ ENTRY = "__kafka_entry"
 ENTRY_BATCH_V2 = "batch-v2"
 RECORDS = "__kafka_records"
 PRODUCER = "__kafka_producer"  # an idempotent batch's identity (producer_recovery.py)
+TXN = "__kafka_txn"  # "<producer id>:<epoch>" of a transactional record or marker (kop/txn)
+CONTROL = "__kafka_control"  # "commit" or "abort": the entry is a transaction marker
 
 
 @dataclass(slots=True)

@@ -25,6 +25,8 @@ as a duplicate rather than written twice.
 
 from __future__ import annotations
 
+import time
+
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -55,6 +57,7 @@ class _Batch:
 class _Producer:
     epoch: int
     batches: deque = field(default_factory=lambda: deque(maxlen=BATCHES_REMEMBERED))
+    last_ms: int = -1  # wall clock of its last batch here (DescribeProducers)
 
 
 def last_sequence(base_sequence: int, records_count: int) -> int:
@@ -86,6 +89,7 @@ class ProducerTable:
             state = _Producer(epoch)
         self._producers[producer_id] = state
         state.batches.append(_Batch(first_seq, last_seq, result))
+        state.last_ms = int(time.time() * 1000)
         if len(self._producers) > MAX_PRODUCERS:
             del self._producers[next(iter(self._producers))]
 
@@ -107,3 +111,8 @@ class ProducerTable:
 
     def __len__(self) -> int:
         return len(self._producers)
+
+    def active(self) -> list[tuple[int, int, int, int]]:
+        """(producer id, epoch, last sequence, last write ms) of every producer remembered."""
+        return [(pid, p.epoch, p.batches[-1].last_seq if p.batches else -1, p.last_ms)
+                for pid, p in self._producers.items()]

@@ -54,14 +54,16 @@ FIRST_CACHE_S = 30.0
 
 @dataclass(slots=True)
 class Batch:
-    """A checked Kafka batch and the Pulsar entry that stores it (batch_codec.entry_of)."""
+    """A checked Kafka batch and the Pulsar entry that stores it (batch_codec.entry_of), or a
+    transaction marker (batch_codec.marker_entry: a producer's, but not one of its sequence)."""
 
     header: BatchHeader
     entry: Entry
+    marker: bool = False
 
     @property
     def idempotent(self) -> bool:
-        return self.header.producer_id >= 0
+        return self.header.producer_id >= 0 and not self.marker
 
 
 Done = Callable[[Outcome], None]
@@ -165,7 +167,7 @@ class PartitionLog:
 
     def _can_write(self, batch: Batch) -> bool:
         writer = self.writer
-        return (writer is not None and not writer.failed and (self._recovered or batch.header.producer_id < 0)
+        return (writer is not None and not writer.failed and (self._recovered or not batch.idempotent)
                 and (self._pending_records == 0 or (
                     self._pending_records + batch.header.records_count <= MAX_PENDING_RECORDS
                     and self._pending_bytes + batch.header.size <= MAX_PENDING_BYTES)))
@@ -231,7 +233,7 @@ class PartitionLog:
         header = batch.header
         producer_id = header.producer_id
         in_flight = None
-        if producer_id >= 0:
+        if batch.idempotent:
             first_seq = header.base_sequence
             last_seq = last_sequence(first_seq, header.records_count)
             verdict, original = self.producers.check(producer_id, header.producer_epoch, first_seq, last_seq)
@@ -267,7 +269,7 @@ class PartitionLog:
         if self._room is not None and not self._room.done():
             self._room.set_result(None)
         if isinstance(result, BaseException):
-            if header.producer_id >= 0:
+            if batch.idempotent:
                 self.producers.forget(header.producer_id, header.base_sequence)
             error = kafka_error_of(result)
             log.warning("produce to %s failed: %s", self.url, error)
@@ -285,7 +287,7 @@ class PartitionLog:
 
     def _stored(self, base_offset: int, batch: Batch, done: Done, in_flight: _InFlight | None) -> None:
         header = batch.header
-        if header.producer_id >= 0:
+        if batch.idempotent:
             self.producers.settle(header.producer_id, header.base_sequence, base_offset)
         end = base_offset + header.records_count
         if end > self.high_watermark:
@@ -327,7 +329,7 @@ class PartitionLog:
             error = exc if isinstance(exc, KafkaError) else kafka_error_of(exc)
             log.warning("numbering entry %d:%d of %s failed: %s", ledger, entry, self.url, error)
             self._numbering.popleft()
-            if batch.header.producer_id >= 0:  # its retry is written again (readers skip the repeat)
+            if batch.idempotent:  # its retry is written again (readers skip the repeat)
                 self.producers.forget(batch.header.producer_id, batch.header.base_sequence)
             outcome = (ErrorCode.NOT_LEADER_OR_FOLLOWER, -1, str(error))
             if in_flight is not None:

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .. import metrics
 from ..mapping import offsets
 from ..protocol import records as kafka_records
 from .batch_codec import kafka_batch_of
-from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS
+from .convert import ENTRY, ENTRY_BATCH_V2, PRODUCER, RECORDS, TXN
 from .entry_index import EntryIndex, span_of_entry
 from .resends import SeenBatches, parse_producer_tag, records_of
 from .wire.entries import EntryError, decompress, first_message, properties_of
@@ -50,6 +52,22 @@ class Polled:
     chunks: list
     size: int
     records: int
+    stopped_at: int = -1  # where an ``admit`` refusal stopped the poll (-1: it did not)
+
+
+# admit(producer id, base offset, received at) -> False to stop before that transactional entry.
+Admit = Callable[[int, int, float], bool]
+_U16, _I64 = struct.Struct(">H"), struct.Struct(">q")
+
+
+def _kafka_transaction(batch: bytes) -> tuple[int, bool] | None:
+    """(producer id, is a marker) of a stored Kafka batch that is transactional, else None."""
+    if len(batch) < 61:
+        return None
+    (attributes,) = _U16.unpack_from(batch, 21)
+    if not attributes & 0x10:
+        return None
+    return _I64.unpack_from(batch, 43)[0], bool(attributes & 0x20)
 
 
 class PartitionReader:
@@ -72,13 +90,16 @@ class PartitionReader:
         """A future done when an entry is ready (it may already be)."""
         return self.reader.arrival()
 
-    def poll(self, max_bytes: int) -> Polled:
+    def poll(self, max_bytes: int, upto: int | None = None, admit: Admit | None = None) -> Polled:
         """Kafka batches from ``next_offset`` on, from what has been received: at most about
-        ``max_bytes``, but always the first batch whole, as Kafka does (KIP-74)."""
+        ``max_bytes``, but always the first batch whole, as Kafka does (KIP-74). ``read_committed``
+        (kop/txn): nothing at or past ``upto`` (the last stable offset), and ``admit`` asked about each
+        transactional entry before it goes out; an entry either refuses stays for the next poll."""
         self.last_used = time.monotonic()
         fetch_offset = self.next_offset
         chunks: list = []
         size = records = 0
+        stopped_at = -1
         while size < max_bytes or not chunks:
             entry = self.reader.take()
             if entry is None:
@@ -98,7 +119,17 @@ class PartitionReader:
             metadata = entry.metadata
             props = metadata.get("properties")
             entry_props = properties_of(metadata) if props else {}
-            if entry_props.get(ENTRY) == ENTRY_BATCH_V2 and "num_messages_in_batch" not in metadata:
+            if upto is not None and base >= upto:
+                self.reader.put_back(entry)
+                break
+            kafka_entry = entry_props.get(ENTRY) == ENTRY_BATCH_V2 and "num_messages_in_batch" not in metadata
+            if admit is not None and (TXN in entry_props if not kafka_entry else True):
+                found = _kafka_transaction(entry.payload) if kafka_entry else _pulsar_transaction(entry_props)
+                if found is not None and base >= fetch_offset and not admit(found[0], base, entry.received_at):
+                    self.reader.put_back(entry)
+                    stopped_at = base
+                    break
+            if kafka_entry:
                 count = int(entry_props.get(RECORDS, "1"))
                 tag = entry_props.get(PRODUCER)
                 if base + count - 1 < fetch_offset:
@@ -156,7 +187,7 @@ class PartitionReader:
                 self._passed(base + count)
             chunks.append(batch)
             size += len(batch)
-        return Polled(chunks, size, records)
+        return Polled(chunks, size, records, stopped_at)
 
     def _passed(self, end_offset: int) -> None:
         self.high_offset = max(self.high_offset, end_offset)
@@ -165,3 +196,13 @@ class PartitionReader:
     async def close(self) -> None:
         self.closed = True
         await self.reader.close()
+
+
+def _pulsar_transaction(entry_props: dict[str, str]) -> tuple[int, bool] | None:
+    value = entry_props.get(TXN)
+    if value is None:
+        return None
+    try:
+        return int(value.split(":", 1)[0]), False
+    except ValueError:
+        return None

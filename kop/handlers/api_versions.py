@@ -24,7 +24,7 @@ def _body(error: ErrorCode):
     return resp_cls(error_code=error, api_keys=keys, throttle_time_ms=0)
 
 
-@handler(API_KEY, 0, 4)
+@handler(API_KEY, 0, 4, before_auth=True)
 async def serve(ctx, request):
     return _body(ErrorCode.NONE)
 

@@ -22,7 +22,7 @@ Deviations from Kafka:
   writes made through another path until they are read.
 - ``max_bytes`` is capped at ``fetch.max_response_bytes`` (55 MiB, the default of Kafka's broker
   setting ``fetch.max.bytes``), and one connection's fetches are served one at a time
-  (server/connection.py): a client that never reads its answers cannot pile them up in kop.
+  (``serialized``, server/pipeline.py): a client that never reads its answers cannot pile them up in kop.
 - An idempotent batch that Pulsar holds twice (the Pulsar client resent it after a reconnect,
   backend/resends.py) is answered the second time as an empty batch over the same offsets, as
   Kafka's log cleaner leaves them: consumers step over it and read its records once.
@@ -61,7 +61,7 @@ class _Slot:
         self.records = 0
 
 
-@handler(API_KEY, 4, 12)
+@handler(API_KEY, 4, 12, serialized=True)
 async def serve(ctx, request):
     backend = ctx.backend
     wait_s = min(max(request.max_wait_ms, 0), ctx.config.fetch.max_wait_cap_ms) / 1000

@@ -2,8 +2,10 @@
 
 A consumer group (key type 0) is coordinated by the gateway holding its ``__offsets`` partition
 (groups/ownership.py): this one, another live gateway of the fleet, or, while a partition changes
-hands, nobody yet (COORDINATOR_NOT_AVAILABLE, which clients retry). Transaction coordinators (key
-type 1) and share groups (2) are not served: COORDINATOR_NOT_AVAILABLE with a message.
+hands, nobody yet (COORDINATOR_NOT_AVAILABLE, which clients retry). A transactional id (key type
+1) is coordinated by the holder of the ``__offsets`` partition of the same number, which holds the
+``__transactions`` partition too (kop/txn/coordinator.py). Share groups (2) are not served:
+COORDINATOR_NOT_AVAILABLE with a message.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ API_KEY = 10
 
 async def _answer(ctx, key_type: int, key: str) -> tuple[int, str, int, str, int]:
     """(error, message, node id, host, port)."""
-    if key_type != 0:
-        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "only consumer-group coordinators are served", -1, "", -1
+    if key_type not in (0, 1):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, "share groups are not served", -1, "", -1
     node = await ctx.ownership.locate(ctx.group_key(key or ""))
     address = node.address_for(ctx.listener.name if ctx.listener else None) if node is not None else None
     if address is None:

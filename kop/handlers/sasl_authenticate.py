@@ -13,7 +13,7 @@ from .registry import handler, response_class
 API_KEY = 36
 
 
-@handler(API_KEY, 0, 2)
+@handler(API_KEY, 0, 2, before_auth=True)
 async def serve(ctx, request):
     error, message, token = await ctx.session.authenticate(bytes(request.auth_bytes or b""))
     return response_class(API_KEY)(error_code=error, error_message=message, auth_bytes=token, session_lifetime_ms=0)

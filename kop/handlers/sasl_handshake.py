@@ -12,7 +12,7 @@ from .registry import handler, response_class
 API_KEY = 17
 
 
-@handler(API_KEY, 0, 1)
+@handler(API_KEY, 0, 1, before_auth=True)
 async def serve(ctx, request):
     session = ctx.session
     error = session.handshake(request.mechanism, ctx.version)

@@ -8,7 +8,8 @@ tests/unit/test_fetch_response.py checks the bytes against kafka.protocol's enco
 Layout (Kafka's FetchResponse.json): throttle_time_ms (int32); from v7 error_code (int16) and
 session_id (int32); responses [topic (string), partitions [partition_index (int32), error_code
 (int16), high_watermark, last_stable_offset, from v5 log_start_offset (int64 each), aborted_transactions
-(nullable array, always empty here), from v11 preferred_read_replica (int32), records (nullable)]].
+(nullable array of [producer_id, first_offset (int64 each)], for read_committed fetches), from v11
+preferred_read_replica (int32), records (nullable)]].
 Version 12 is flexible: compact lengths (unsigned varint of length + 1) and an empty tagged-field
 section (one zero byte) after each struct.
 """
@@ -23,6 +24,7 @@ _TOP = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
 _PARTITION = struct.Struct(">ihqqq")  # partition_index, error_code, high_watermark, last_stable, log_start
 _PARTITION_V4 = struct.Struct(">ihqq")  # before v5: no log_start_offset
 _I32 = struct.Struct(">i")
+_I64x2 = struct.Struct(">qq")
 
 
 @dataclass(slots=True)
@@ -34,6 +36,7 @@ class PartitionData:
     log_start_offset: int = -1
     preferred_read_replica: int = -1
     records: list = field(default_factory=list)  # chunks (bytes-like), concatenated on the wire
+    aborted_transactions: list = field(default_factory=list)  # (producer id, first offset)
 
 
 @dataclass(slots=True)
@@ -69,7 +72,11 @@ class FetchResponseData:
                                             p.log_start_offset)
                 else:
                     head += _PARTITION_V4.pack(p.partition_index, p.error_code, p.high_watermark, p.last_stable_offset)
-                _array_length(head, 0, flexible)  # aborted_transactions: none, there are no transactions
+                _array_length(head, len(p.aborted_transactions), flexible)
+                for producer_id, first_offset in p.aborted_transactions:
+                    head += _I64x2.pack(producer_id, first_offset)
+                    if flexible:
+                        head.append(0)  # the aborted transaction's tagged fields
                 if version >= 11:
                     head += _I32.pack(p.preferred_read_replica)
                 size = sum(len(c) for c in p.records)

@@ -20,73 +20,44 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from kafka.protocol.admin import (AlterConfigsRequest, AlterConfigsResponse, CreateAclsRequest, CreateAclsResponse,
-                                  CreatePartitionsRequest, DeleteAclsRequest, DeleteAclsResponse,
-                                  DescribeAclsRequest, DescribeAclsResponse,
-                                  CreatePartitionsResponse, DescribeClusterRequest, DescribeClusterResponse,
-                                  DeleteRecordsRequest, DeleteRecordsResponse, DescribeConfigsRequest,
-                                  DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-                                  IncrementalAlterConfigsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteGroupsRequest,
-                                  DeleteGroupsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-                                  DescribeGroupsRequest, DescribeGroupsResponse, DescribeTopicPartitionsRequest,
-                                  DescribeTopicPartitionsResponse, ListConfigResourcesRequest,
-                                  ListConfigResourcesResponse, ListGroupsRequest, ListGroupsResponse)
-from kafka.protocol.consumer import (FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse,
-                                     JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-                                     LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse,
-                                     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-                                     OffsetDeleteResponse, OffsetFetchRequest, OffsetFetchResponse,
-                                     SyncGroupRequest, SyncGroupResponse)
-from kafka.protocol.metadata import (ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest,
-                                     FindCoordinatorResponse, MetadataRequest, MetadataResponse)
-from kafka.protocol.producer import (InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
-                                     ProduceResponse)
-
-from kafka.protocol.sasl import (SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-                                 SaslHandshakeResponse)
+from kafka.protocol import admin, consumer, metadata, producer, sasl
+from kafka.protocol.api_key import ApiKey
 
 from . import produce_request
 from .errors import ProtocolViolation
 
 API_VERSIONS_KEY = 18
 
-# api_key -> (request class, response class)
-CODECS: dict[int, tuple[Any, Any]] = {
-    cls.API_KEY: (cls, resp) for cls, resp in [
-        (ProduceRequest, ProduceResponse),
-        (FetchRequest, FetchResponse),
-        (ListOffsetsRequest, ListOffsetsResponse),
-        (MetadataRequest, MetadataResponse),
-        (ApiVersionsRequest, ApiVersionsResponse),
-        (CreateTopicsRequest, CreateTopicsResponse),
-        (DeleteTopicsRequest, DeleteTopicsResponse),
-        (DeleteRecordsRequest, DeleteRecordsResponse),
-        (InitProducerIdRequest, InitProducerIdResponse),
-        (FindCoordinatorRequest, FindCoordinatorResponse),
-        (JoinGroupRequest, JoinGroupResponse),
-        (SyncGroupRequest, SyncGroupResponse),
-        (HeartbeatRequest, HeartbeatResponse),
-        (LeaveGroupRequest, LeaveGroupResponse),
-        (OffsetCommitRequest, OffsetCommitResponse),
-        (OffsetFetchRequest, OffsetFetchResponse),
-        (DescribeGroupsRequest, DescribeGroupsResponse),
-        (ListGroupsRequest, ListGroupsResponse),
-        (DeleteGroupsRequest, DeleteGroupsResponse),
-        (OffsetDeleteRequest, OffsetDeleteResponse),
-        (SaslHandshakeRequest, SaslHandshakeResponse),
-        (SaslAuthenticateRequest, SaslAuthenticateResponse),
-        (CreatePartitionsRequest, CreatePartitionsResponse),
-        (DescribeConfigsRequest, DescribeConfigsResponse),
-        (AlterConfigsRequest, AlterConfigsResponse),
-        (IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse),
-        (DescribeClusterRequest, DescribeClusterResponse),
-        (DescribeAclsRequest, DescribeAclsResponse),
-        (CreateAclsRequest, CreateAclsResponse),
-        (DeleteAclsRequest, DeleteAclsResponse),
-        (ListConfigResourcesRequest, ListConfigResourcesResponse),
-        (DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse),
-    ]
-}
+# api_key -> (request class, response class) of every API kop serves: filled as the handlers register
+# (handlers/registry.py), so this table and the registry cannot disagree.
+CODECS: dict[int, tuple[Any, Any]] = {}
+
+# Where kafka-python keeps its message classes, one pair per API, named after it (``FetchRequest``).
+_SCHEMA_MODULES = (producer, consumer, metadata, admin, sasl)
+
+
+def codec(api_key: int) -> tuple[Any, Any]:
+    """The request and response classes of ``api_key``, entered into CODECS (a handler registering)."""
+    found = CODECS.get(api_key)
+    if found is None:
+        name = api_name(api_key)
+        for module in _SCHEMA_MODULES:
+            request, response = getattr(module, f"{name}Request", None), getattr(module, f"{name}Response", None)
+            if request is not None and response is not None and request.API_KEY == api_key:
+                found = CODECS[api_key] = (request, response)
+                break
+        else:
+            raise KeyError(f"kafka-python has no codec for API key {api_key} ({name})")
+    return found
+
+
+def api_name(api_key: int) -> str:
+    """Kafka's name of an API (``Fetch``), or its number when Kafka has none."""
+    try:
+        return ApiKey(api_key).name
+    except ValueError:
+        return str(api_key)
+
 
 _HEAD = struct.Struct(">hhi")
 

@@ -76,21 +76,27 @@ def test_produce_bad_lengths_are_protocol_violations(body):
 
 
 fetch_parts = st.lists(st.tuples(st.integers(0, 1000), st.sampled_from([0, 1, 3, 6]), st.integers(-1, 2**40),
-                                 st.lists(blobs, max_size=3)), max_size=4)
+                                 st.lists(blobs, max_size=3),
+                                 st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2**40)), max_size=3)),
+                       max_size=4)
 
 
 @settings(max_examples=60, deadline=None)
 @given(version=st.integers(4, 12), throttle=st.integers(0, 1000), error=st.sampled_from([0, 7]),
        data=st.lists(st.tuples(names, fetch_parts), max_size=3))
 def test_fetch_encode_matches_kafka_python(version, throttle, error, data):
+    """Including read_committed answers' aborted transactions."""
     ours = FetchResponseData(throttle, error, 0, [FetchableTopicResponse(name, [
-        PartitionData(i, e, hw, hw, records=chunks) for i, e, hw, chunks in parts]) for name, parts in data])
+        PartitionData(i, e, hw, hw, records=chunks, aborted_transactions=aborted) for i, e, hw, chunks, aborted in parts])
+        for name, parts in data])
     cls = FetchResponse.FetchableTopicResponse
     theirs = FetchResponse(throttle_time_ms=throttle, error_code=error, session_id=0, responses=[cls(
         topic=name, partitions=[cls.PartitionData(
             partition_index=i, error_code=e, high_watermark=hw, last_stable_offset=hw, log_start_offset=-1,
-            aborted_transactions=[], preferred_read_replica=-1, records=b"".join(chunks))
-            for i, e, hw, chunks in parts]) for name, parts in data])
+            aborted_transactions=[cls.PartitionData.AbortedTransaction(producer_id=pid, first_offset=first)
+                                  for pid, first in aborted],
+            preferred_read_replica=-1, records=b"".join(chunks))
+            for i, e, hw, chunks, aborted in parts]) for name, parts in data])
     theirs._header = None
     assert b"".join(ours.encode_chunks(version)) == bytes(theirs.encode(version=version))
     decoded = FetchResponse.decode(b"".join(ours.encode_chunks(version)), version=version)

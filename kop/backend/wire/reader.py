@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,7 @@ class Entry:
     payload: bytes
     broker_index: int | None  # BrokerEntryMetadata.index (the last message's), when the broker adds it
     broker_timestamp: int | None
+    received_at: float = 0.0  # monotonic time it arrived (kop/txn/view.py: what a sync covers)
 
     @property
     def num_messages(self) -> int:
@@ -178,7 +180,7 @@ class WireReader:
             self._granted_back(frame.metadata.get("num_messages_in_batch", 1))
             return  # before the start: the entry in front of it (see _subscribe)
         entry = Entry(mid.get("ledgerId", -1), mid.get("entryId", -1), frame.metadata, frame.payload,
-                      broker.get("index"), broker.get("broker_timestamp"))
+                      broker.get("index"), broker.get("broker_timestamp"), time.monotonic())
         self._queue.append(entry)
         self._start = (entry.ledger_id, entry.entry_id + 1)
         self._wake()
