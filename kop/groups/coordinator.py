@@ -36,7 +36,8 @@ from .custody import Custody
 from .rebalance import Rebalances, join_result
 from .scope import display
 from .state import Group, GroupState, Member
-from .store import CommittedOffset, NotOwner
+from .store import CommittedOffset, NotOwner, PendingOffsets
+from .txn_offsets import TxnOffsetsResolver
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ EXPIRY_INTERVAL_S = 0.5
 
 class GroupCoordinator:
     def __init__(self, store, cursor_sync, groups_config, *, expiry_interval_s: float = EXPIRY_INTERVAL_S,
-                 sweep_interval_s: float = SWEEP_S) -> None:
+                 sweep_interval_s: float = SWEEP_S, transactions=None) -> None:
+        """``transactions``: the view of ``__transactions`` (kop/txn/view.py) when transactions are
+        served: it tells when the offsets of a transaction become the group's (txn_offsets.py)."""
         self.cfg = groups_config
         self.cursor_sync = cursor_sync
         self.custody = Custody(store, cursor_sync, on_release=self._released)
@@ -58,6 +61,9 @@ class GroupCoordinator:
         self.cleaner = GroupCleaner(self.custody, groups_config)
         self._expiry = Periodic("member expiry", expiry_interval_s, self._expire_members, logger=log, stop_wait_s=0)
         self._sweeps = Periodic("offsets cleaner", sweep_interval_s, self.cleaner.sweep, logger=log, stop_wait_s=0)
+        self._transactions = transactions
+        self._resolver = TxnOffsetsResolver(self.custody, transactions.outcome, transactions.changed) \
+            if transactions is not None else None
 
     @property
     def rebalances_completed(self) -> int:
@@ -70,10 +76,14 @@ class GroupCoordinator:
         await self.custody.start()
         self._expiry.start()
         self._sweeps.start()
+        if self._resolver is not None:
+            self._resolver.start()
 
     async def close(self) -> None:
         await self._expiry.stop()
         await self._sweeps.stop()
+        if self._resolver is not None:
+            await self._resolver.stop()
         await self.custody.close()
         self._rebalance.cancel_all()
 
@@ -293,6 +303,25 @@ class GroupCoordinator:
 
     def committed(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         return self.custody.committed(group_id)
+
+    async def commit_transactional(self, group_id: str, transactional_id: str, producer_id: int,
+                                   producer_epoch: int, commits: dict[tuple[str, int], CommittedOffset]) -> ErrorCode:
+        """TxnOffsetCommit (after :meth:`check_commit`): the offsets wait for their transaction's outcome
+        (txn_offsets.py). The transaction must be open in the view, by that producer: else
+        PRODUCER_FENCED / INVALID_PRODUCER_EPOCH / INVALID_TXN_STATE. Raises NotOwner, StoreError."""
+        if self._transactions is None:
+            return ErrorCode.UNSUPPORTED_VERSION
+        found = await self._transactions.open_transaction(transactional_id, producer_id, producer_epoch)
+        if isinstance(found, ErrorCode):
+            return found
+        await self.custody.commit_pending(group_id, PendingOffsets(transactional_id, found, producer_id,
+                                                                   producer_epoch, commits))
+        return ErrorCode.NONE
+
+    def unstable(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions whose offsets wait for a transaction (OffsetFetch answers them
+        UNSTABLE_OFFSET_COMMIT when asked for stable offsets)."""
+        return self.custody.unstable(group_id)
 
     def all_committed(self) -> list[tuple[str, dict[tuple[str, int], CommittedOffset]]]:
         """Every group's commits held here (the lag metric's input)."""

@@ -35,7 +35,8 @@ from collections.abc import Callable
 from ..protocol.errors import ErrorCode
 from .scope import display
 from .state import Group, GroupState, Member
-from .store import CommittedOffset, GroupRecord, MemberRecord, NotOwner, PartitionLost, StoreError
+from .store import (CommittedOffset, GroupRecord, MemberRecord, NotOwner, PartitionLost, PendingOffsets,
+                    StoreError)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class Custody:
         self._on_release = on_release
         self.groups: dict[str, Group] = {}
         self.offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
+        # Offsets of transactions not ended yet, by group and (transactional id, transaction number).
+        self.pending: dict[str, dict[tuple[str, int], PendingOffsets]] = {}
         self.loaded: set[int] = set()   # __offsets partitions whose groups this gateway serves
         self.loading: set[int] = set()
         self._busy: dict[int, int] = {}  # offset operations in progress, by partition
@@ -168,6 +171,9 @@ class Custody:
             self.groups[group_id] = _group_from_record(record, now)
         for group_id, _, _ in loaded.offsets:
             self.groups.setdefault(group_id, Group(group_id))
+        for (group_id, tid, number), pending in loaded.pending.items():
+            self.pending.setdefault(group_id, {})[(tid, number)] = pending
+            self.groups.setdefault(group_id, Group(group_id))
         self.loaded.add(partition)
         log.info("coordinating __offsets partition %d: %d groups, %d committed offsets (%d cursors resynced)",
                  partition, len(loaded.groups), len(loaded.offsets), resynced)
@@ -195,6 +201,7 @@ class Custody:
         for group_id in mine:
             self.groups.pop(group_id, None)
             self.offsets.pop(group_id, None)
+            self.pending.pop(group_id, None)
 
     async def _quiet(self, partition: int) -> None:
         """Until the commits and deletions in progress on ``partition`` have finished."""
@@ -253,6 +260,39 @@ class Custody:
 
     def committed(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         return self.offsets.get(group_id, {})
+
+    # -- offsets of transactions ----------------------------------------------------------------
+
+    async def commit_pending(self, group_id: str, pending: PendingOffsets) -> None:
+        """A transaction's offsets (TxnOffsetCommit), kept apart until it ends; merged with what the
+        same transaction committed before (raises NotOwner, StoreError)."""
+        async with self._operation(group_id):
+            key = (pending.transactional_id, pending.number)
+            earlier = self.pending.get(group_id, {}).get(key)
+            if earlier is not None:
+                pending = dataclasses.replace(pending, offsets={**earlier.offsets, **pending.offsets})
+            await self._store.write_pending(group_id, pending)
+            self.groups.setdefault(group_id, Group(group_id))
+            self.pending.setdefault(group_id, {})[key] = pending
+
+    async def resolve_pending(self, group_id: str, key: tuple[str, int], committed: bool) -> None:
+        """The transaction ended: its offsets become the group's (committed) or are dropped."""
+        async with self._operation(group_id):
+            pending = self.pending.get(group_id, {}).get(key)
+            if pending is None:
+                return
+            await self._store.resolve_pending(group_id, pending, committed)
+            del self.pending[group_id][key]
+            if not self.pending[group_id]:
+                del self.pending[group_id]
+            if committed:
+                self.offsets.setdefault(group_id, {}).update(pending.offsets)
+                for (topic, index), commit in pending.offsets.items():
+                    self._cursor_sync.note(group_id, topic, index, commit.offset)
+
+    def unstable(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions with offsets of a transaction not ended yet (OffsetFetch's require_stable)."""
+        return {key for pending in self.pending.get(group_id, {}).values() for key in pending.offsets}
 
     async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
         """Tombstone the commits and delete their subscriptions (raises NotOwner, StoreError)."""

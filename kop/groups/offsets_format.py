@@ -51,10 +51,21 @@ class GroupRecord:
     state_timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class PendingOffsets:
+    """Offsets a transaction committed for a group (TxnOffsetCommit), visible once it commits."""
+    transactional_id: str   # scoped
+    number: int             # which transaction of that id (kop/txn/state.py)
+    producer_id: int
+    producer_epoch: int
+    offsets: dict[tuple[str, int], CommittedOffset]
+
+
 @dataclass(slots=True)
 class LoadedPartition:
     offsets: dict[tuple[str, str, int], CommittedOffset] = field(default_factory=dict)  # (group, topic, partition)
     groups: dict[str, GroupRecord] = field(default_factory=dict)
+    pending: dict[tuple[str, str, int], PendingOffsets] = field(default_factory=dict)  # (group, tid, number)
 
 
 def partition_for(group_id: str, partitions: int) -> int:
@@ -70,6 +81,23 @@ def offset_key(group_id: str, topic: str, partition: int) -> str:
 
 def group_key(group_id: str) -> str:
     return json.dumps(["group", group_id], **_JSON)
+
+
+def pending_key(group_id: str, transactional_id: str, number: int) -> str:
+    return json.dumps(["txn-offsets", group_id, transactional_id, number], **_JSON)
+
+
+def encode_pending(pending: PendingOffsets, mode: str) -> bytes:
+    return json.dumps({"v": FORMAT_VERSION, "pid": pending.producer_id, "epoch": pending.producer_epoch, "mode": mode,
+                       "offsets": [[topic, index, c.offset, c.metadata, c.commit_timestamp, c.leader_epoch]
+                                   for (topic, index), c in pending.offsets.items()]}, **_JSON).encode()
+
+
+def decode_pending(transactional_id: str, number: int, value: dict[str, Any]) -> PendingOffsets:
+    mode = str(value.get("mode", "packed"))
+    return PendingOffsets(transactional_id, number, int(value["pid"]), int(value["epoch"]), {
+        (str(topic), int(index)): CommittedOffset(int(offset), metadata, int(ts), int(epoch), mode)
+        for topic, index, offset, metadata, ts, epoch in value["offsets"]})
 
 
 def encode_offset(commit: CommittedOffset, mode: str = "packed") -> bytes:
@@ -120,18 +148,24 @@ def apply_record(loaded: LoadedPartition, key: str, value: bytes | None) -> None
         elif kind == "group":
             _, group_id = parts
             ident = str(group_id)
+        elif kind == "txn-offsets":
+            _, group_id, tid, number = parts
+            ident = (str(group_id), str(tid), int(number))
         else:
             raise ValueError(f"unknown record kind {kind!r}")
+        table: dict = {"offset": loaded.offsets, "group": loaded.groups, "txn-offsets": loaded.pending}[kind]
         if value is None:
-            (loaded.offsets if kind == "offset" else loaded.groups).pop(ident, None)
+            table.pop(ident, None)
             return
         decoded = json.loads(value)
         if decoded.get("v") != FORMAT_VERSION:
             raise ValueError(f"format version {decoded.get('v')!r}")
         if kind == "offset":
             loaded.offsets[ident] = decode_offset(decoded)
-        else:
+        elif kind == "group":
             loaded.groups[ident] = decode_group(ident, decoded)
+        else:
+            loaded.pending[ident] = decode_pending(ident[1], ident[2], decoded)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         log.warning("__offsets: skipping a record kop cannot read (key %.200r): %s", key, exc)
 

@@ -17,6 +17,8 @@ characters group and topic names hold (no separator to escape)::
 
     ["offset", group_id, topic, partition]   one key per committed (group, topic, partition)
     ["group", group_id]                      the group's metadata (generation, members, assignments)
+    ["txn-offsets", group_id, txn_id, n]     offsets transaction n of txn_id committed (TxnOffsetCommit),
+                                             until it ends: then the offsets, or nothing, and a tombstone
 
 Values: compact UTF-8 JSON objects with a format version ``"v": 1``::
 
@@ -25,6 +27,8 @@ Values: compact UTF-8 JSON objects with a format version ``"v": 1``::
              "members":[{"member_id":..,"instance_id":..,"client_id":..,"client_host":..,
                          "rebalance_timeout_ms":..,"session_timeout_ms":..,
                          "subscription":<base64>,"assignment":<base64>}, ...]}
+    txn-offsets: {"v":1,"pid":..,"epoch":..,"mode":..,"offsets":[[topic,partition,offset,metadata,
+                  timestamp,leader_epoch],..]}
 
 Why compaction keeps every commit: compaction keeps the latest message *per key*. Keyed by group
 alone (as KoP's offsets topic is described to be), a compacted topic keeps only a group's last commit
@@ -67,8 +71,8 @@ from ..backend.wire.errors import WireError
 from ..mapping import offsets as packed_layout
 from ..mapping.topics import Namespace, PulsarTopic
 from .offsets_format import (CommittedOffset, GroupRecord, LoadedPartition, MemberRecord,  # noqa: F401
-                             apply_record, encode_group, encode_offset, group_key, offset_key,
-                             partition_for)
+                             PendingOffsets, apply_record, encode_group, encode_offset, encode_pending, group_key,
+                             offset_key, partition_for, pending_key)
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +192,19 @@ class OffsetsStore:
     async def write_offsets(self, group_id: str, commits: dict[tuple[str, int], CommittedOffset]) -> None:
         await self._write(group_id, [(offset_key(group_id, topic, partition), encode_offset(commit, self.mode))
                                      for (topic, partition), commit in commits.items()])
+
+    async def write_pending(self, group_id: str, pending: PendingOffsets) -> None:
+        """A transaction's offsets for the group, stored apart until it ends (offsets_format.py)."""
+        await self._write(group_id, [(pending_key(group_id, pending.transactional_id, pending.number),
+                                      encode_pending(pending, self.mode))])
+
+    async def resolve_pending(self, group_id: str, pending: PendingOffsets, committed: bool) -> None:
+        """The transaction ended: its offsets become the group's commits (``committed``) or are
+        dropped; the pending record goes either way, after them."""
+        commits = [(offset_key(group_id, topic, partition), encode_offset(commit, self.mode))
+                   for (topic, partition), commit in pending.offsets.items()] if committed else []
+        await self._write(group_id, [*commits, (pending_key(group_id, pending.transactional_id, pending.number),
+                                                None)])
 
     async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
         await self._write(group_id, [(offset_key(group_id, topic, partition), None) for topic, partition in keys])

@@ -3,8 +3,11 @@
 Answers the committed offset (and metadata, leader epoch) of each requested partition, or -1 when
 none was committed; a null topic list (v2+) means every partition the group committed.
 
-Deviations from Kafka: v10 (topic ids) is not served; ``require_stable`` is satisfied trivially (no
-transactions, so no pending transactional commits).
+With ``require_stable`` (v7+, what a read_committed consumer sends), a partition whose offsets wait
+for a transaction to end (TxnOffsetCommit, groups/txn_offsets.py) gets UNSTABLE_OFFSET_COMMIT and
+offset -1, as Kafka answers; the client asks again.
+
+Deviation from Kafka: v10 (topic ids) is not served.
 """
 
 from __future__ import annotations
@@ -15,19 +18,24 @@ from .registry import handler, response_class
 API_KEY = 9
 
 
-def _rows(coordinator, group_id: str, topics) -> dict[str, list[tuple[int, int, int, str | None]]]:
+def _rows(coordinator, group_id: str, topics, stable: bool) -> dict[str, list[tuple[int, int, int, str | None, int]]]:
+    """(partition, offset, leader epoch, metadata, error) by topic."""
     committed = coordinator.committed(group_id)
+    unstable = coordinator.unstable(group_id) if stable else set()
     out: dict[str, list] = {}
+
+    def row(name: str, partition: int, c) -> tuple:
+        if (name, partition) in unstable:
+            return partition, -1, -1, "", ErrorCode.UNSTABLE_OFFSET_COMMIT
+        return (partition, c.offset, c.leader_epoch, c.metadata, 0) if c else (partition, -1, -1, "", 0)
     if topics is None:
-        for (topic, partition), c in sorted(committed.items()):
-            out.setdefault(topic, []).append((partition, c.offset, c.leader_epoch, c.metadata))
+        keys = sorted(set(committed) | unstable)
+        for name, partition in keys:
+            out.setdefault(name, []).append(row(name, partition, committed.get((name, partition))))
         return out
     for topic in topics:
-        name = topic.name
         for partition in topic.partition_indexes:
-            c = committed.get((name, partition))
-            out.setdefault(name, []).append((partition, c.offset, c.leader_epoch, c.metadata) if c
-                                            else (partition, -1, -1, ""))
+            out.setdefault(topic.name, []).append(row(topic.name, partition, committed.get((topic.name, partition))))
     return out
 
 
@@ -40,12 +48,12 @@ async def serve(ctx, request):
         for g in request.groups:
             key = ctx.group_key(g.group_id)
             error = coordinator.status(key)
-            rows = {} if error else _rows(coordinator, key, g.topics)
+            rows = {} if error else _rows(coordinator, key, g.topics, request.require_stable)
             groups.append(resp.OffsetFetchResponseGroup(group_id=g.group_id, error_code=error, topics=[
                 resp.OffsetFetchResponseGroup.OffsetFetchResponseTopics(name=t, partitions=[
                     resp.OffsetFetchResponseGroup.OffsetFetchResponseTopics.OffsetFetchResponsePartitions(
-                        partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m, error_code=0)
-                    for p, o, e, m in ps]) for t, ps in rows.items()]))
+                        partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m, error_code=x)
+                    for p, o, e, m, x in ps]) for t, ps in rows.items()]))
         return resp(throttle_time_ms=0, groups=groups)
     error = coordinator.status(ctx.group_key(request.group_id))
     if error != ErrorCode.NONE:
@@ -55,11 +63,12 @@ async def serve(ctx, request):
             name=t.name, partitions=[resp.OffsetFetchResponseTopic.OffsetFetchResponsePartition(
                 partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="", error_code=error)
                 for p in t.partition_indexes]) for t in request.topics or []])
-    rows = _rows(coordinator, ctx.group_key(request.group_id), request.topics)
+    rows = _rows(coordinator, ctx.group_key(request.group_id), request.topics,
+                 ctx.version >= 7 and request.require_stable)
     return resp(throttle_time_ms=0, error_code=0, topics=[resp.OffsetFetchResponseTopic(name=t, partitions=[
         resp.OffsetFetchResponseTopic.OffsetFetchResponsePartition(
-            partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m, error_code=0)
-        for p, o, e, m in ps]) for t, ps in rows.items()])
+            partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m, error_code=x)
+        for p, o, e, m, x in ps]) for t, ps in rows.items()])
 
 
 def error_response(request, code):

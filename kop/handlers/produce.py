@@ -16,12 +16,16 @@ That holds across a gateway restart or a move to another gateway: each idempoten
 with its identity, and before a partition's first idempotent write a gateway reads the identities
 of its last entries back (backend/producer_recovery.py).
 
+Transactional batches (kop/txn): the batch's producer must have the partition in its open
+transaction, as this gateway's view of ``__transactions`` shows it (the view waits for
+``__transactions`` once before refusing): else INVALID_TXN_STATE (partition not added) or
+INVALID_PRODUCER_EPOCH (a fenced producer). A batch that passes is written like any other; read_committed
+consumers see it once its transaction commits.
+
 Deviations from Kafka:
 - Advertised from version 0 because librdkafka < 2.11.1 disables compression when Produce's
   minimum version is above 0 (Kafka 4.0 does the same, KAFKA-18659); a request of version 0-2
   (message format v0/v1) closes the connection with a log line.
-- Transactional batches and ``transactional_id`` get INVALID_RECORD / TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
-  transactions are not served.
 - At most 16,384 records per batch (RECORD_LIST_TOO_LARGE beyond): the batch index field of the
   packed offset layout (mapping/offsets.py), kept in both modes so a gateway can switch modes.
 - ``log_append_time_ms`` is -1 (CreateTime); ``log_start_offset`` is -1 (unknown).
@@ -58,14 +62,16 @@ def serve(ctx, request):
     """Immediate (registry.py): returns the response, or a future of it. Each partition's outcome
     arrives through a callback (in the step that reads its Pulsar receipt, partition_log.py); the
     answer is complete when the last one has."""
-    if request.transactional_id is not None:
-        code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported"
+    view = getattr(ctx, "txn_view", None)  # TODO(wiring): a RequestContext field
+    if request.transactional_id is not None and view is None:
+        code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not served here"
         return _uniform_error(request, code, message)
     if request.acks not in (-1, 0, 1):
         return _uniform_error(request, ErrorCode.INVALID_REQUIRED_ACKS, f"acks={request.acks}")
     answer = _Answer(request)
     backend = ctx.backend
     later = []  # partitions of topics whose partition count must be looked up first
+    unverified = []  # transactional batches the view must confirm first
     # Places in each partition's write order are taken now, before any await.
     for topic in request.topic_data:
         name = topic.name
@@ -87,12 +93,24 @@ def serve(ctx, request):
                 except KafkaError as exc:
                     answer.outcome(index, _refused(exc))
                     continue
+                if batch.header.is_transactional:
+                    if request.transactional_id is None:
+                        answer.outcome(index, (ErrorCode.INVALID_RECORD, -1, "a transactional batch without a "
+                                                                             "transactional id"))
+                        continue
+                    key = (backend.namespace.path, name, part.index)
+                    tid = ctx.group_key(request.transactional_id)
+                    if not view.in_transaction(tid, batch.header.producer_id, batch.header.producer_epoch, key):
+                        partition_log = backend.partition_log(name, part.index)
+                        unverified.append((partition_log, partition_log.reserve(answer.callback(index)), batch,
+                                           tid, key))
+                        continue
                 backend.partition_log(name, part.index).submit(batch, answer.callback(index))
             else:
                 partition_log = backend.partition_log(name, part.index)
                 later.append((name, part, partition_log, partition_log.reserve(answer.callback(index))))
-    if later:
-        return _check_later(backend, later, answer)
+    if later or unverified:
+        return _check_later(backend, later, answer, view, unverified)
     return answer.result()
 
 
@@ -130,8 +148,9 @@ class _Answer:
         return self.future
 
 
-async def _check_later(backend, later: list, answer: _Answer):
-    await asyncio.gather(*(_check_then_write(backend, *item) for item in later))
+async def _check_later(backend, later: list, answer: _Answer, view=None, unverified: list = ()):
+    await asyncio.gather(*(_check_then_write(backend, *item) for item in later),
+                         *(_verify_then_write(view, *item) for item in unverified))
     result = answer.result()
     return await result if isinstance(result, asyncio.Future) else result
 
@@ -168,6 +187,20 @@ async def _check_then_write(backend, name: str, part, partition_log, slot) -> No
     partition_log.fill(slot, batch)
 
 
+async def _verify_then_write(view, partition_log, slot, batch, tid: str, key) -> None:
+    """A transactional batch whose transaction this gateway's view has not seen include its partition."""
+    try:
+        found = await view.open_transaction(tid, batch.header.producer_id, batch.header.producer_epoch, key)
+    except Exception as exc:  # noqa: BLE001 - __transactions unreachable: the client retries
+        log.warning("verifying a transactional batch for %s-%d: %r", key[1], key[2], exc)
+        found = ErrorCode.REQUEST_TIMED_OUT
+    if isinstance(found, ErrorCode):
+        partition_log.cancel(slot, (found, -1, "the partition is not in the producer's open transaction"
+                                    if found == ErrorCode.INVALID_TXN_STATE else found.name))
+    else:
+        partition_log.fill(slot, batch)
+
+
 def _refused(exc: KafkaError) -> tuple:
     """The outcome of a batch refused before writing; a 4th item lists its record errors (KIP-467)."""
     errors = getattr(exc, "record_errors", None)
@@ -188,8 +221,6 @@ def _batch(backend, part, topic: str) -> Batch:
     if len(batches) != 1:
         raise KafkaError(ErrorCode.INVALID_RECORD, f"{len(batches)} record batches; exactly one is allowed")
     header, view = batches[0]
-    if header.is_transactional:
-        raise KafkaError(ErrorCode.INVALID_RECORD, "transactional batches are not supported")
     try:
         offsets.check_batch_size(header.records_count)
     except offsets.OffsetRangeError as exc:

@@ -30,6 +30,7 @@ import logging
 import time
 from typing import Protocol
 
+from ..groups.offsets_format import partition_for
 from ..protocol.control import Marker
 from ..protocol.errors import ErrorCode, KafkaError
 from . import state as s
@@ -52,11 +53,6 @@ class TxnStorage(Protocol):
     async def new_producer_id(self) -> int: ...
     async def start_bound(self, key: PartitionKey) -> int: ...
     async def write_marker(self, key: PartitionKey, marker: Marker) -> int: ...
-
-
-def partition_for(transactional_id: str, partitions: int) -> int:
-    from ..groups.offsets_format import partition_for as crc_partition
-    return crc_partition(transactional_id, partitions)
 
 
 def _now_ms() -> int:

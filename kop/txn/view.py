@@ -21,9 +21,11 @@ import logging
 import time
 
 from ..backend.follower import Follower
+from ..groups.offsets_format import partition_for
+from ..protocol.errors import ErrorCode
 from .index import TransactionIndex
 from .records import AbortedRange, RecordError, decode
-from .state import PartitionKey, Txn
+from .state import PartitionKey, Txn, TxnState, check_producer
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +132,46 @@ class TransactionView:
 
     def explains(self, partition: PartitionKey, producer_id: int, offset: int) -> bool:
         return self.index.explains(partition, producer_id, offset)
+
+    def partition_of(self, transactional_id: str) -> int:
+        return partition_for(transactional_id, self.partitions)
+
+    def outcome(self, transactional_id: str, number: int) -> bool | None:
+        """Transaction ``number`` of the id: True committed, False aborted, None not ended yet."""
+        txn = self.index.txns.get(transactional_id)
+        if txn is None:
+            return False  # the id is gone: nothing can commit it any more
+        known = txn.outcome_of(number)
+        if known is not None or number >= txn.number:
+            return known
+        log.warning("transaction %d of %s ended longer ago than its outcome is remembered: taken as aborted",
+                    number, transactional_id)
+        return False
+
+    def in_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                       partition: PartitionKey) -> bool:
+        """Does the view show the partition in this producer's open transaction? (No waiting.)"""
+        txn = self.index.txns.get(transactional_id)
+        return (txn is not None and txn.producer_id == producer_id and txn.producer_epoch == producer_epoch
+                and txn.state is TxnState.ONGOING and partition in txn.partitions)
+
+    async def open_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int,
+                               partition: PartitionKey | None = None) -> int | ErrorCode:
+        """The number of the producer's open transaction (which must include ``partition`` when one
+        is named), or the error Kafka answers. Waits for ``__transactions`` once before refusing:
+        the producer's last AddPartitionsToTxn may be on its way to this view."""
+        for attempt in range(2):
+            txn = self.index.txns.get(transactional_id)
+            if (txn is not None and txn.producer_id == producer_id and txn.producer_epoch == producer_epoch
+                    and txn.state is TxnState.ONGOING and (partition is None or partition in txn.partitions)):
+                return txn.number
+            if attempt == 0:
+                await self.synced(self.partition_of(transactional_id))
+        if txn is None:
+            return ErrorCode.INVALID_PRODUCER_ID_MAPPING
+        error = check_producer(txn, producer_id, producer_epoch)
+        if error == ErrorCode.INVALID_PRODUCER_ID_MAPPING:
+            return error
+        if error != ErrorCode.NONE:
+            return ErrorCode.INVALID_PRODUCER_EPOCH if partition is not None else ErrorCode.PRODUCER_FENCED
+        return ErrorCode.INVALID_TXN_STATE

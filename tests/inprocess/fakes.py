@@ -15,8 +15,9 @@ from types import SimpleNamespace
 
 from kop.config import GroupsConfig
 from kop.groups.coordinator import GroupCoordinator
-from kop.groups.offsets_format import (CommittedOffset, LoadedPartition, apply_record, encode_group, encode_offset,
-                                       group_key, offset_key, partition_for)
+from kop.groups.offsets_format import (CommittedOffset, LoadedPartition, PendingOffsets, apply_record, encode_group,
+                                       encode_offset, encode_pending, group_key, offset_key, partition_for,
+                                       pending_key)
 from kop.groups.store import NotOwner, PartitionLost, StoreError
 
 # Tiny timeouts, so that every rebalance and expiry of these tests takes milliseconds.
@@ -81,6 +82,15 @@ class FakeStore:
 
     async def delete_offsets(self, group_id: str, keys: list[tuple[str, int]]) -> None:
         self._write(group_id, {offset_key(group_id, t, p): None for t, p in keys})
+
+    async def write_pending(self, group_id: str, pending: PendingOffsets) -> None:
+        self._write(group_id, {pending_key(group_id, pending.transactional_id, pending.number):
+                               encode_pending(pending, self.mode)})
+
+    async def resolve_pending(self, group_id: str, pending: PendingOffsets, committed: bool) -> None:
+        commits = {offset_key(group_id, t, p): encode_offset(c, self.mode)
+                   for (t, p), c in pending.offsets.items()} if committed else {}
+        self._write(group_id, {**commits, pending_key(group_id, pending.transactional_id, pending.number): None})
 
     async def write_group(self, record) -> None:
         self._write(record.group_id, {group_key(record.group_id): encode_group(record)})
