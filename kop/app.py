@@ -28,9 +28,10 @@ from .handlers import api_versions
 from .handlers.context import RequestContext
 from .handlers.registry import load_all
 from .mapping.placement import derive_node_id
-from .server.connection import KafkaConnection
+from .server.connection import KafkaConnection, Wiring
 from .server.limits import GatewayLimits
 from .server.listeners import Listener, TlsServer, certificate_subject, listeners_of, server_ssl_context
+from .server.pipeline import Pipeline
 from .server.sasl_session import SaslSession
 from .server.scram_users import ScramUsers
 from .server.status_http import StatusServer
@@ -49,6 +50,8 @@ class Gateway:
         self.worker_index = worker_index  # one of several worker processes (workers.py), or None
         self.backend = PulsarBackend(config)
         self.handlers = load_all()
+        # One route per API through the request pipeline (server/pipeline.py), shared by every connection.
+        self.routes = Pipeline.standard(self._make_context).routes(self.handlers)
         self.connections: set[KafkaConnection] = set()
         s = config.server
         self.limits = GatewayLimits(s.max_connections, s.max_connections_per_address, s.queued_max_request_bytes)
@@ -109,17 +112,11 @@ class Gateway:
         return make
 
     def _protocol_for(self, listener: Listener):
-        make_session = self._make_session(listener)
-
-        def protocol() -> KafkaConnection:
-            conn = KafkaConnection(handlers=self.handlers, make_context=self._make_context,
-                                   max_frame_size=self.config.server.max_frame_size,
-                                   max_inflight=self.config.server.max_inflight_requests,
-                                   fallback_api_versions=api_versions.fallback_response,
-                                   on_close=self.connections.discard, make_session=make_session,
-                                   listener=listener, on_open=self.connections.add, limits=self.limits)
-            return conn
-        return protocol
+        s = self.config.server
+        wiring = Wiring(self.routes, api_versions.fallback_response, s.max_frame_size, s.max_inflight_requests,
+                        self.limits, listener, self._make_session(listener), on_open=self.connections.add,
+                        on_close=self.connections.discard)
+        return lambda: KafkaConnection(wiring)
 
     async def _bind(self) -> list[tuple[Listener, int]]:
         """Every listener's server socket. A worker (workers.py) binds each listener's port shared with

@@ -2,7 +2,7 @@
 
 The answer lists exactly the registry's handlers (see registry.py). KIP-511: a client that opens
 with a newer ApiVersions than kop serves gets UNSUPPORTED_VERSION in a version-0 body that still
-lists the supported ranges, so it can retry with a version kop knows (connection.py sends it, as the
+lists the supported ranges, so it can retry with a version kop knows (server/exchange.py sends it, as the
 request body of an unknown version cannot be decoded).
 
 Deviations from Kafka: no supported/finalized features are reported (kop has none).

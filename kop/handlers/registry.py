@@ -25,13 +25,11 @@ Flags (server/pipeline.py applies them; the connection knows no API numbers):
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
-from ..protocol.errors import ErrorCode
-from ..protocol.messages import codec
+from ..protocol.messages import codec, register as register_codec
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +57,11 @@ class Handler:
 
 
 HANDLERS: dict[int, Handler] = {}
-log = logging.getLogger(__name__)
 
 
 def handler(api_key: int, min_version: int, max_version: int, advertised_min: int | None = None, *,
             group_api: bool = False, immediate: bool = False, before_auth: bool = False, serialized: bool = False):
-    request_cls = codec(api_key)[0]
+    request_cls = register_codec(api_key)[0]
     low, high = request_cls.valid_versions
     assert low <= min_version <= max_version <= high, (api_key, min_version, max_version)
 
@@ -97,17 +94,5 @@ def load_all() -> dict[int, Handler]:
             continue  # a helper (context.py, topic_admin.py, this module)
         entry = HANDLERS[api_key]
         if entry.error_response is None:
-            serve = _guarded(entry.serve, module.error_response) if entry.group_api else entry.serve
-            HANDLERS[api_key] = replace(entry, serve=serve, error_response=module.error_response)
+            HANDLERS[api_key] = replace(entry, error_response=module.error_response)
     return HANDLERS
-
-
-def _guarded(serve, error_response):
-    async def guarded(ctx, request):
-        if ctx.session is not None and not ctx.session.groups_allowed:
-            log.warning("%s (%s): group request refused (GROUP_AUTHORIZATION_FAILED): Pulsar does not let its "
-                        "role use namespace %s", ctx.client_address, ctx.session.describe(),
-                        ctx.backend.namespace.path)
-            return error_response(request, ErrorCode.GROUP_AUTHORIZATION_FAILED)
-        return await serve(ctx, request)
-    return guarded

@@ -28,7 +28,7 @@ from .errors import ProtocolViolation
 
 API_VERSIONS_KEY = 18
 
-# api_key -> (request class, response class) of every API kop serves: filled as the handlers register
+# api_key -> (request class, response class) of every API kop serves: entered as the handlers register
 # (handlers/registry.py), so this table and the registry cannot disagree.
 CODECS: dict[int, tuple[Any, Any]] = {}
 
@@ -36,18 +36,20 @@ CODECS: dict[int, tuple[Any, Any]] = {}
 _SCHEMA_MODULES = (producer, consumer, metadata, admin, sasl)
 
 
+@functools.cache
 def codec(api_key: int) -> tuple[Any, Any]:
-    """The request and response classes of ``api_key``, entered into CODECS (a handler registering)."""
-    found = CODECS.get(api_key)
-    if found is None:
-        name = api_name(api_key)
-        for module in _SCHEMA_MODULES:
-            request, response = getattr(module, f"{name}Request", None), getattr(module, f"{name}Response", None)
-            if request is not None and response is not None and request.API_KEY == api_key:
-                found = CODECS[api_key] = (request, response)
-                break
-        else:
-            raise KeyError(f"kafka-python has no codec for API key {api_key} ({name})")
+    """The request and response classes of ``api_key`` (served or not: a fact of Kafka's protocol)."""
+    name = api_name(api_key)
+    for module in _SCHEMA_MODULES:
+        request, response = getattr(module, f"{name}Request", None), getattr(module, f"{name}Response", None)
+        if request is not None and response is not None and request.API_KEY == api_key:
+            return request, response
+    raise KeyError(f"kafka-python has no codec for API key {api_key} ({name})")
+
+
+def register(api_key: int) -> tuple[Any, Any]:
+    """Enter the codec of an API kop serves into CODECS (a handler registering)."""
+    found = CODECS[api_key] = codec(api_key)
     return found
 
 
@@ -94,7 +96,7 @@ def _read_uvarint(buf: bytes, pos: int) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=1024)  # asked twice per request; a fact of (key, version)
 def is_flexible(api_key: int, api_version: int) -> bool:
-    return CODECS[api_key][0].flexible_version_q(api_version)
+    return codec(api_key)[0].flexible_version_q(api_version)
 
 
 def parse_header(frame: bytes, flexible: bool) -> tuple[RequestHeader, int]:
@@ -131,7 +133,7 @@ def decode_request(api_key: int, api_version: int, frame: bytes, offset: int) ->
         if end > len(frame):
             raise ProtocolViolation(f"ProduceRequest v{api_version}: body runs past the frame")
         return request
-    cls = CODECS[api_key][0]
+    cls = codec(api_key)[0]
     flexible = cls.flexible_version_q(api_version)
     decoder = cls._struct.compiled_decode_from(api_version, compact=flexible, tagged=flexible,
                                                data_class=cls[None])

@@ -10,8 +10,9 @@ import time
 
 from kop.handlers.registry import Handler
 from kop.protocol.messages import API_VERSIONS_KEY
-from kop.server.connection import KafkaConnection
+from kop.server.connection import KafkaConnection, Wiring
 from kop.server.limits import GatewayLimits
+from kop.server.pipeline import Pipeline
 from support import raw_request
 
 FRAME = raw_request(API_VERSIONS_KEY, 0, b"", correlation_id=7)
@@ -65,12 +66,16 @@ class Gate:
 
 def _connection(gate: Gate, limits: GatewayLimits, host: str = "10.1.1.1") -> tuple[KafkaConnection, Transport]:
     handlers = {API_VERSIONS_KEY: Handler(API_VERSIONS_KEY, 0, 3, 0, gate.serve)}
-    conn = KafkaConnection(handlers=handlers, make_context=lambda header, *rest: type("Ctx", (), {
-        "header": header, "version": header.api_version})(), max_frame_size=1 << 20, max_inflight=100,
-        fallback_api_versions=lambda cid: [], limits=limits)
+    conn = KafkaConnection(_wiring(handlers, limits))
     transport = Transport(host)
     conn.connection_made(transport)
     return conn, transport
+
+
+def _wiring(handlers: dict, limits: GatewayLimits) -> Wiring:
+    routes = Pipeline.standard(lambda header, *rest: type("Ctx", (), {
+        "header": header, "version": header.api_version})()).routes(handlers)
+    return Wiring(routes, fallback=lambda cid: [], max_frame_size=1 << 20, max_inflight=100, limits=limits)
 
 
 async def _settle() -> None:
@@ -153,11 +158,7 @@ async def test_pipelined_fetches_run_one_at_a_time_and_wait_for_a_writable_socke
             return await super().serve(ctx, request)
     gate = FetchGate()
     limits = GatewayLimits(10, 10, 1 << 20)
-    conn = KafkaConnection(handlers={1: Handler(1, 4, 12, 4, gate.serve)},
-                           make_context=lambda header, *rest: type("Ctx", (), {
-                               "header": header, "version": header.api_version})(),
-                           max_frame_size=1 << 20, max_inflight=100, fallback_api_versions=lambda cid: [],
-                           limits=limits)
+    conn = KafkaConnection(_wiring({1: Handler(1, 4, 12, 4, gate.serve, serialized=True)}, limits))
     transport = Transport()
     conn.connection_made(transport)
     conn.data_received(fetch_frame * 3)  # three fetches pipelined

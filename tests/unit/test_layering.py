@@ -62,7 +62,8 @@ def files(pattern: str) -> list[Path]:
 
 
 PURE_FILES = files("protocol/*.py") + files("mapping/*.py") + [KOP / "backend" / "convert.py",
-                                                                 KOP / "backend" / "idempotence.py"]
+                                                                 KOP / "backend" / "idempotence.py",
+                                                                 KOP / "server" / "exchange.py"]
 HANDLER_FILES = files("handlers/*.py")
 
 
