@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import kafka_error_of
 from .fleet import Fleet
-from .kafka_topics import alter as alter_topic, create as create_topic, describe as describe_topic
+from .kafka_topics import alter as alter_topic_configs, create as create_topic, describe as topic_configs
 from .log_start import cached as cached_log_start, current as current_log_start, delete_records
 from .partition_log import Batch, PartitionLog
 from .policies import DEFAULT_CONFIG, TOPIC_CONFIG, ConfigEntry
@@ -24,7 +24,7 @@ __all__ = [
     # log start offsets (DeleteRecords)
     "cached_log_start", "current_log_start", "delete_records",
     # topics and their configs
-    "create_topic", "describe_topic", "alter_topic", "ConfigEntry", "DEFAULT_CONFIG", "TOPIC_CONFIG",
+    "create_topic", "topic_configs", "alter_topic_configs", "ConfigEntry", "DEFAULT_CONFIG", "TOPIC_CONFIG",
     # an exception raised by the backend as the Kafka error it means (errors.py)
     "kafka_error_of",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..backend.api import DEFAULT_CONFIG, TOPIC_CONFIG, ConfigEntry, create_topic, describe_topic
+from ..backend.api import DEFAULT_CONFIG, TOPIC_CONFIG, ConfigEntry, create_topic, topic_configs
 from ..mapping import topic_configs as tc
 from ..mapping.topic_config_specs import SPECS
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
@@ -76,7 +76,7 @@ async def _create(ctx, topic, partitions: int, validate_only: bool) -> tuple[int
         if validate_only:
             return ErrorCode.NONE, "", _as_created(values)
         await create_topic(ctx.backend, topic.name, partitions, values)
-        return ErrorCode.NONE, "", list((await describe_topic(ctx.backend, topic.name)).values())
+        return ErrorCode.NONE, "", list((await topic_configs(ctx.backend, topic.name)).values())
     except KafkaError as exc:
         return exc.code, exc.message, []
 

@@ -17,7 +17,7 @@ other resource types get INVALID_REQUEST.
 
 from __future__ import annotations
 
-from ..backend.api import DEFAULT_CONFIG, describe_topic
+from ..backend.api import DEFAULT_CONFIG, topic_configs
 from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -53,7 +53,7 @@ async def _topic(ctx, name: str):
     if error:
         return error, message, []
     try:
-        described = await describe_topic(ctx.backend, name)
+        described = await topic_configs(ctx.backend, name)
     except KafkaError as exc:
         return exc.code, exc.message, []
     return ErrorCode.NONE, None, [(e.name, e.value, e.source, False, e.spec.config_type, e.spec.doc,

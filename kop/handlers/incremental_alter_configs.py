@@ -12,7 +12,7 @@ are static); other resource types get INVALID_REQUEST.
 
 from __future__ import annotations
 
-from ..backend.api import describe_topic
+from ..backend.api import topic_configs
 from ..mapping import topic_configs as tc
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
@@ -69,7 +69,7 @@ async def _current(ctx, topic: str):
     if error:
         return error, message
     try:
-        return await describe_topic(ctx.backend, topic)
+        return await topic_configs(ctx.backend, topic)
     except KafkaError as exc:
         return exc.code, exc.message
 

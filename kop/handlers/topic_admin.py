@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend.api import alter_topic
+from ..backend.api import alter_topic_configs
 from ..mapping import topic_configs as tc
 from ..mapping.topics import InvalidTopicName, check_kafka_name, is_hidden
 from ..protocol.errors import ErrorCode, KafkaError
@@ -38,7 +38,7 @@ async def alter_topic(ctx, name: str, values: dict[str, object], reset: set[str]
     if error:
         return error, message
     try:
-        await alter_topic(ctx.backend, name, values, reset, validate_only)
+        await alter_topic_configs(ctx.backend, name, values, reset, validate_only)
     except KafkaError as exc:
         return exc.code, exc.message
     return ErrorCode.NONE, None
