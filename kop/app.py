@@ -18,6 +18,7 @@ from .backend import retention_check
 from .backend.fleet import Fleet, Node, producer_name
 from .backend.principals import PrincipalPool
 from .backend.pulsar import PulsarBackend
+from .backend.txn_storage import PulsarTxnStorage
 from .config import Config
 from .groups.coordinator import GroupCoordinator
 from .groups.cursor_sync import CursorSync
@@ -36,6 +37,9 @@ from .server.sasl_session import SaslSession
 from .server.scram_users import ScramUsers
 from .server.status_http import StatusServer
 from .tasks import Periodic
+from .txn.coordinator import TransactionCoordinator
+from .txn.custody import PairedCustody
+from .txn.view import TransactionView
 
 log = logging.getLogger("kop")
 
@@ -67,6 +71,10 @@ class Gateway:
         # advertised address, and names its fleet registration and its __offsets producers.
         self.fleet: Fleet | None = None
         self.coordinator: GroupCoordinator | None = None
+        self.txn_storage: PulsarTxnStorage | None = None
+        self.txn_view: TransactionView | None = None
+        self.transactions: TransactionCoordinator | None = None
+        self._txn_timeouts: Periodic | None = None
         self.ownership: Ownership | None = None
         self.lag: LagCollector | None = None
         self._group_collector: GroupCollector | None = None
@@ -93,12 +101,25 @@ class Gateway:
             OffsetsStore(self.backend, partitions=g.offsets_partitions, producer_name=producer_name(node_id)),
             CursorSync(self.backend.admin, self.backend.namespace, prefix=g.subscription_prefix,
                        interval_s=g.cursor_sync_interval_s, locate=self.backend.cursor_target if contiguous else None),
-            g)
+            g, transactions=self.txn_view)
+
+    async def _start_transactions(self, node_id: int) -> None:
+        """``__transactions``, this gateway's view of it, and its transaction coordinator (kop/txn)."""
+        t = self.config.transactions
+        self.txn_storage = PulsarTxnStorage(self.backend, partitions=self.config.groups.offsets_partitions,
+                                            producer_name=producer_name(node_id))
+        await self.txn_storage.start()
+        self.txn_view = TransactionView(self.backend, self.txn_storage.topic.url, self.txn_storage.partitions)
+        await self.txn_view.start()
+        self.transactions = TransactionCoordinator(self.txn_storage, self.txn_view, self.txn_storage.partitions,
+                                                   t.max_timeout_ms)
+        self._txn_timeouts = Periodic("transaction timeouts", t.timeout_check_interval_s,
+                                      self.transactions.abort_expired, logger=log)
 
     def _make_context(self, header, peer: str, session, listener) -> RequestContext:
         backend = session.backend if session is not None else self.backend
         return RequestContext(header, backend, self.config, peer, self.coordinator, self.fleet, self.ownership,
-                              session, listener)
+                              session, listener, self.transactions, self.txn_view)
 
     def _make_session(self, listener: Listener):
         def make(peer: str, transport) -> SaslSession:
@@ -163,9 +184,12 @@ class Gateway:
         self.fleet = Fleet(self.backend.wire, self.backend.admin, self.backend.system_namespace,
                            Node(node_id, s.advertised_host, advertised_port,
                                 tuple((li.name, li.advertised_host, li.advertised_port) for li in self.listeners)))
+        await self._start_transactions(node_id)
         self.coordinator = coordinator = self._groups(node_id)
-        self.ownership = Ownership(self.fleet, coordinator.custody, self.backend.admin,
-                                   refresh_interval_s=c.refresh_interval_s, handover_delay_s=c.handover_delay_s)
+        # __offsets partition n and __transactions partition n are held together (kop/txn/custody.py).
+        self.ownership = Ownership(self.fleet, PairedCustody(coordinator.custody, self.transactions),
+                                   self.backend.admin, refresh_interval_s=c.refresh_interval_s,
+                                   handover_delay_s=c.handover_delay_s)
         if self.status is not None:
             self._group_collector = GroupCollector(coordinator)
             metrics.REGISTRY.register(self._group_collector)
@@ -182,6 +206,7 @@ class Gateway:
             self.lag.start()
         if self._idle_sweeper is not None:
             self._idle_sweeper.start()
+        self._txn_timeouts.start()
         for listener in self.listeners[1:]:
             log.info("listener %s on %s:%d (advertised %s:%d)", listener.name, listener.host, listener.port,
                      listener.advertised_host, listener.advertised_port)
@@ -218,8 +243,17 @@ class Gateway:
             conn.close()
         if self.ownership is not None:
             await self.ownership.close()
+        if self._txn_timeouts is not None:
+            await self._txn_timeouts.stop()
+        if self.transactions is not None:
+            for partition in sorted(self.transactions.owned):
+                await self.transactions.release(partition)
         if self.coordinator is not None:
             await self.coordinator.close()
+        if self.txn_view is not None:
+            await self.txn_view.close()
+        if self.txn_storage is not None:
+            await self.txn_storage.close()
         if self.fleet is not None:
             await self.fleet.close()
         await self.principals.close()

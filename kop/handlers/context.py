@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..groups.coordinator import GroupCoordinator
     from ..groups.ownership import Ownership
+    from ..txn.coordinator import TransactionCoordinator
+    from ..txn.view import TransactionView
 
 
 class Session(Protocol):
@@ -51,6 +53,8 @@ class RequestContext:
     ownership: "Ownership"
     session: Session | None = None
     listener: Listener | None = None
+    transactions: "TransactionCoordinator | None" = None  # kop/txn: the coordinator of this gateway
+    txn_view: "TransactionView | None" = None            # and its view of every transaction
 
     @property
     def version(self) -> int:

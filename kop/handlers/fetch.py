@@ -10,8 +10,13 @@ whole even when larger (KIP-74), so a consumer can never get stuck behind a larg
 Deviations from Kafka:
 - Served up to v12: v13+ name topics by id, which kop does not keep (see metadata.py).
 - No incremental fetch sessions (KIP-227): ``session_id`` 0 tells clients to send full requests.
-- ``isolation_level`` is accepted and ignored (no transactions, so nothing is ever uncommitted);
-  ``last_stable_offset`` = ``high_watermark``.
+- ``read_committed`` (``isolation_level`` 1) is served from the view of ``__transactions`` every
+  gateway keeps (kop/txn/view.py): nothing at or past the last stable offset, the aborted
+  transactions overlapping the answer listed, as Kafka's broker answers. The last stable offset is
+  a transaction's *start bound* (its partition's log end when the partition joined it), at or below
+  its first record there: a consumer may wait a little longer than on Kafka, never see less. A
+  transactional batch the view cannot account for makes the fetch wait for ``__transactions``
+  first (view.py says why that is enough).
 - Contiguous offsets (the default, backend/entry_index.py): OFFSET_OUT_OF_RANGE past the high
   watermark and below the log start (the first readable entry, or where DeleteRecords moved it),
   as Kafka answers. With ``offsets.mode = "packed"`` offsets are packed Pulsar positions
@@ -49,7 +54,8 @@ log = logging.getLogger(__name__)
 
 
 class _Slot:
-    __slots__ = ("topic", "partition", "offset", "max_bytes", "log", "reader", "error", "chunks", "size", "records")
+    __slots__ = ("topic", "partition", "offset", "max_bytes", "log", "reader", "error", "chunks", "size", "records",
+                 "key", "stalled")
 
     def __init__(self, topic: str, partition: int, offset: int, max_bytes: int) -> None:
         self.topic, self.partition, self.offset, self.max_bytes = topic, partition, offset, max_bytes
@@ -59,6 +65,8 @@ class _Slot:
         self.chunks: list = []  # bytes-like pieces, written to the socket as they are
         self.size = 0
         self.records = 0
+        self.key: tuple[str, str, int] = ("", topic, partition)  # kop/txn's name of the partition
+        self.stalled = False  # read_committed: entries received, none answerable yet
 
 
 @handler(API_KEY, 4, 12, serialized=True)
@@ -70,21 +78,30 @@ async def serve(ctx, request):
     deadline = started + wait_s
     slots = [_Slot(t.topic, p.partition, p.fetch_offset, p.partition_max_bytes)
              for t in request.topics for p in t.partitions]
+    view = ctx.txn_view
+    committed = view is not None and request.isolation_level == 1
+    for slot in slots:
+        slot.key = (backend.namespace.path, slot.topic, slot.partition)
     waited_since = None
     try:
         await asyncio.gather(*(_open(backend, slot) for slot in slots))
         total = 0
         while True:
+            unexplained = False
             for slot in slots:
                 if slot.reader is None or total >= max_bytes and total > 0:
                     continue
                 budget = min(slot.max_bytes - slot.size, max_bytes - total)
                 if budget <= 0:
                     continue
+                upto = admit = None
+                if committed:
+                    upto = view.last_stable_offset(slot.key, offsets.MAX_OFFSET)
+                    admit = _admission(view, slot.key)
                 try:
                     # Once a partition has data, later polls need room for a whole batch; only the
                     # first batch of the response may exceed the budgets (KIP-74).
-                    polled = slot.reader.poll(budget)
+                    polled = slot.reader.poll(budget, upto, admit)
                 except Exception as exc:  # a failed reader is dropped, the client retries
                     slot.error = kafka_error_of(exc).code
                     slot.log.release(slot.reader, failed=True)
@@ -94,6 +111,8 @@ async def serve(ctx, request):
                 slot.chunks += polled.chunks
                 slot.size += polled.size
                 total += polled.size
+                slot.stalled = committed and not polled.size and slot.reader.reader.queued > 0
+                unexplained |= polled.stopped_at >= 0
             remaining = deadline - time.monotonic()
             if total == 0 and remaining <= 0 and _data_known(backend, slots):
                 # Records exist past the fetch offset but a freshly opened reader has not received
@@ -101,7 +120,12 @@ async def serve(ctx, request):
                 remaining = started + KNOWN_DATA_GRACE_S - time.monotonic()
             if total >= max(request.min_bytes, 1) or remaining <= 0 or any(s.error for s in slots):
                 break
-            waiting = [s.reader.arrival() for s in slots if s.reader is not None]
+            if unexplained:  # a transactional batch the view does not know yet: catch up, poll again
+                await view.synced()
+                continue
+            waiting = [s.reader.arrival() for s in slots if s.reader is not None and not s.stalled]
+            if committed and any(s.stalled for s in slots):
+                waiting.append(view.changed())  # the last stable offset moves when a transaction ends
             if not waiting:
                 break
             if waited_since is None:
@@ -116,7 +140,15 @@ async def serve(ctx, request):
     for slot in slots:
         if slot.size:
             metrics.fetched(slot.topic, slot.size, slot.records)
-    return _response(backend, request, slots)
+    return _response(backend, request, slots, view, committed)
+
+
+def _admission(view, key):
+    """read_committed: a transactional entry goes out if the view accounts for it, or arrived before
+    the view last caught up with ``__transactions`` (then its transaction is a committed one)."""
+    def admit(producer_id: int, base_offset: int, received_at: float) -> bool:
+        return view.explains(key, producer_id, base_offset) or received_at < view.synced_at
+    return admit
 
 
 def _data_known(backend, slots: list[_Slot]) -> bool:
@@ -151,13 +183,17 @@ async def _open(backend, slot: _Slot) -> None:
         log.warning("opening a reader on %s-%d failed: %r", slot.topic, slot.partition, exc)
 
 
-def _response(backend, request, slots: list[_Slot]) -> FetchResponseData:
+def _response(backend, request, slots: list[_Slot], view, committed: bool) -> FetchResponseData:
     by_topic: dict[str, list] = {}
     for slot in slots:
         hw = max(slot.log.high_watermark, 0) if not slot.error and slot.log is not None else -1
+        lso = hw if view is None or hw < 0 else view.last_stable_offset(slot.key, hw)
+        aborted = []
+        if committed and slot.size and slot.reader is not None:
+            aborted = view.aborted_between(slot.key, slot.offset, slot.reader.next_offset)
         by_topic.setdefault(slot.topic, []).append(PartitionData(
-            partition_index=slot.partition, error_code=slot.error, high_watermark=hw, last_stable_offset=hw,
-            records=slot.chunks))
+            partition_index=slot.partition, error_code=slot.error, high_watermark=hw, last_stable_offset=lso,
+            records=slot.chunks, aborted_transactions=aborted))
     return FetchResponseData(throttle_time_ms=0, error_code=0, session_id=0,
                              responses=[FetchableTopicResponse(t, ps) for t, ps in by_topic.items()])
 

@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     if request.transactional_id:
-        if getattr(ctx, "transactions", None) is None:  # TODO(wiring): until the coordinator is wired in
-            return resp(throttle_time_ms=0, error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                        producer_id=-1, producer_epoch=-1)
         pid, epoch = -1, -1
         if ctx.version >= 3:
             pid, epoch = request.producer_id, request.producer_epoch

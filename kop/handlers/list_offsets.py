@@ -6,8 +6,13 @@ backend/log_start.py), -3 the record with the largest timestamp
 Pulsar's tiered storage is transparent to readers), and any timestamp >= 0: the first message
 *published* at or after it, found with Pulsar's publish-time seek.
 
+With ``isolation_level`` 1 (read_committed), latest is the last stable offset (kop/txn/view.py:
+the start of the oldest open transaction), read after waiting for ``__transactions``, so a consumer
+starting at the end never skips a transaction still to commit.
+
 Deviations from Kafka:
-- Offsets are packed Pulsar positions (mapping/offsets.py): latest - earliest is not a count.
+- With ``offsets.mode = "packed"`` offsets are packed Pulsar positions (mapping/offsets.py): latest -
+  earliest is not a count.
 - Lookup by timestamp uses Pulsar's publish time (when the broker stored the entry), which is what
   Kafka does for topics with LogAppendTime; for CreateTime topics Kafka searches the record
   timestamps instead. The timestamp answered is the message's event time (the Kafka record
@@ -16,12 +21,15 @@ Deviations from Kafka:
 
 from __future__ import annotations
 
+import logging
+
 from ..backend.api import cached_log_start, current_log_start
 from ..mapping.topics import InvalidTopicName, check_kafka_name
 from ..protocol.errors import ErrorCode, KafkaError
 from .registry import handler, response_class
 
 API_KEY = 2
+log = logging.getLogger(__name__)
 LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
 
 
@@ -29,12 +37,22 @@ LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL = -1, -2, -3, -4
 async def serve(ctx, request):
     resp = response_class(API_KEY)
     part_cls = resp.ListOffsetsTopicResponse.ListOffsetsPartitionResponse
+    view = ctx.txn_view
+    committed = view is not None and ctx.version >= 2 and request.isolation_level == 1
+    if committed and any(p.timestamp == LATEST for t in request.topics for p in t.partitions):
+        try:
+            await view.synced()
+        except Exception as exc:  # noqa: BLE001 - __transactions unreachable: the view as it stands
+            log.warning("ListOffsets read_committed: __transactions not read to its end: %r", exc)
     topics = []
     for topic in request.topics:
         parts = []
         for part in topic.partitions:
             try:
                 offset, stamp = await _lookup(ctx.backend, topic.name, part.partition_index, part.timestamp)
+                if committed and part.timestamp == LATEST:
+                    offset = view.last_stable_offset((ctx.backend.namespace.path, topic.name, part.partition_index),
+                                                     offset)
                 error = ErrorCode.NONE
             except KafkaError as exc:
                 offset, stamp, error = -1, -1, exc.code

@@ -62,7 +62,7 @@ def serve(ctx, request):
     """Immediate (registry.py): returns the response, or a future of it. Each partition's outcome
     arrives through a callback (in the step that reads its Pulsar receipt, partition_log.py); the
     answer is complete when the last one has."""
-    view = getattr(ctx, "txn_view", None)  # TODO(wiring): a RequestContext field
+    view = ctx.txn_view
     if request.transactional_id is not None and view is None:
         code, message = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not served here"
         return _uniform_error(request, code, message)

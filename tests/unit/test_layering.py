@@ -145,7 +145,9 @@ def test_handlers_reach_pulsar_only_through_backend(path):
 HANDLER_PACKAGES = ("kop.protocol", "kop.mapping", "kop.handlers")
 HANDLER_MODULES = {"kop.metrics", "kop.config", "kop.backend.api"}
 GROUPS_PUBLIC = {"kop.groups.scope", "kop.groups.coordinator.GroupCoordinator", "kop.groups.ownership.Ownership",
-                 "kop.groups.store.CommittedOffset", "kop.groups.store.NotOwner"}
+                 "kop.groups.store.CommittedOffset", "kop.groups.store.NotOwner",
+                 # kop/txn, as handlers see it: the transaction coordinator and the view of transactions
+                 "kop.txn.coordinator.TransactionCoordinator", "kop.txn.view.TransactionView"}
 
 
 def kop_imports(path: Path, root: Path = ROOT) -> list[tuple[int, str, str | None]]:

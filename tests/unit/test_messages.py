@@ -335,7 +335,38 @@ def _group_request(api_key: int):
         D = OffsetDeleteRequest
         return D(group_id="g", topics=[D.OffsetDeleteRequestTopic(name="orders", partitions=[
             D.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=2)])])
+    if api_key in (24, 25, 26, 28):
+        return _txn_request(api_key)
+    if api_key in (61, 65, 66):
+        from kafka.protocol.admin import DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest
+        if api_key == 61:
+            D = DescribeProducersRequest
+            return D(topics=[D.TopicRequest(name="orders", partition_indexes=[0, 2])])
+        if api_key == 65:
+            return DescribeTransactionsRequest(transactional_ids=["t1", "t2"])
+        return ListTransactionsRequest(state_filters=["Ongoing"], producer_id_filters=[7], duration_filter=1000,
+                                       transactional_id_pattern="t.*")
     raise AssertionError(api_key)
+
+
+def _txn_request(api_key: int):
+    from kafka.protocol.producer import (AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest,
+                                         TxnOffsetCommitRequest)
+    if api_key == 24:
+        A = AddPartitionsToTxnRequest
+        topics = [A.AddPartitionsToTxnTopic(name="orders", partitions=[0, 2])]
+        return A(v3_and_below_transactional_id="t1", v3_and_below_producer_id=7, v3_and_below_producer_epoch=1,
+                 v3_and_below_topics=topics, transactions=[A.AddPartitionsToTxnTransaction(
+                     transactional_id="t1", producer_id=7, producer_epoch=1, verify_only=False, topics=topics)])
+    if api_key == 25:
+        return AddOffsetsToTxnRequest(transactional_id="t1", producer_id=7, producer_epoch=1, group_id="g")
+    if api_key == 26:
+        return EndTxnRequest(transactional_id="t1", producer_id=7, producer_epoch=1, committed=True)
+    T = TxnOffsetCommitRequest
+    return T(transactional_id="t1", group_id="g", producer_id=7, producer_epoch=1, generation_id=3, member_id="m-1",
+             group_instance_id=None, topics=[T.TxnOffsetCommitRequestTopic(name="orders", partitions=[
+                 T.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                     partition_index=2, committed_offset=42, committed_leader_epoch=-1, committed_metadata="m")])])
 
 
 def _acl_request(api_key: int):
