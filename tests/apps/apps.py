@@ -77,6 +77,17 @@ class JavaApp:
             self._log.close()
 
 
+    def kill(self) -> int:
+        """SIGKILL, no shutdown hook: what a crash leaves behind."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            return self.proc.wait(30)
+        finally:
+            self._log.close()
+
+
 def read_all(bootstrap: str, topic: str, partitions: int, until, timeout: float, deserialize=None):
     """Read ``topic`` from the beginning (no group) into a list of (key, value) until ``until(records)``
     holds or ``timeout`` passes; returns the records."""

@@ -145,3 +145,57 @@ def test_word_count_and_join_survive_restarts(gateways, kafka_apps, kafka_tools,
     finally:
         app.stop()
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_exactly_once_v2_counts_stay_exact_across_a_crash(gateways, kafka_apps, entry_format="pulsar"):
+    """processing.guarantee=exactly_once_v2 (Kafka transactions, issue 18): the application is killed
+    with SIGKILL while it processes a phase, restarted, and the counts it committed are still exact:
+    the output of the transactions it had not committed is aborted, and its offsets and store
+    changelog rewind with them. (At least once, the records processed since the last commit would be
+    counted twice.)"""
+    gw = gateways("--entry-format", entry_format)
+    app_id = unique("kop-eos")
+    lines_topic, categories_topic, counts_topic, joined_topic = (unique(n) for n in ("lines", "categories", "counts",
+                                                                                      "joined"))
+    client = AdminClient({"bootstrap.servers": gw.bootstrap})
+    for future in client.create_topics([NewTopic(t, PARTITIONS, 1) for t in
+                                        (lines_topic, categories_topic, counts_topic, joined_topic)]).values():
+        future.result(30)
+    state_dir = Path(tempfile.mkdtemp(prefix="kop-eos-"))
+    app = JavaApp("streams-eos", MAIN, gw.bootstrap, app_id, lines_topic, categories_topic, counts_topic,
+                  joined_topic, str(state_dir), "exactly_once_v2")
+    expected: Counter[str] = Counter()
+    measured = {"entry_format": entry_format, "lines": 0, "kills": 0}
+    decode = lambda v: struct.unpack(">q", v)[0]  # noqa: E731
+    try:
+        _produce(gw.bootstrap, categories_topic, list(CATEGORIES.items()))
+        for phase in range(2):
+            mark = len(app.log())
+            app.start()
+            app.wait_for("STATE RUNNING", 240, after=mark)
+            lines = _lines(100 + phase, LINES_PER_PHASE)
+            _produce(gw.bootstrap, lines_topic, [(None, line) for line in lines])
+            for line in lines:
+                expected.update(line.split())
+            if phase == 1:  # crash while processing: some of the phase's transactions never commit
+                seen = read_all(gw.bootstrap, counts_topic, PARTITIONS, lambda rs: len(rs) > before, timeout=120)
+                assert len(seen) > before, "the phase's first counts were committed before the crash"
+                measured["committed_before_kill"] = len(seen) - before
+                app.kill()
+                measured["kills"] += 1
+                mark = len(app.log())
+                app.start()
+                app.wait_for("STATE RUNNING", 240, after=mark)
+            counts = read_all(gw.bootstrap, counts_topic, PARTITIONS, lambda rs: _latest_counts(rs) == expected,
+                              timeout=300, deserialize=decode)
+            assert _latest_counts(counts) == expected, f"phase {phase}: counts differ\n{app.log()[-3000:]}"
+            measured["lines"] += len(lines)
+            before = len(counts)
+            assert app.stop() in (0, 143), app.log()[-3000:]
+        # read_committed never saw a count above the truth: every record of counts_topic is a prefix count
+        everything = read_all(gw.bootstrap, counts_topic, PARTITIONS, lambda rs: False, timeout=5, deserialize=decode)
+        assert all(value <= expected[key.decode()] for key, value in everything)
+        record(f"streams-eos-{entry_format}", measured)
+    finally:
+        app.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)

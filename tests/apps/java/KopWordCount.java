@@ -28,7 +28,8 @@ import org.apache.kafka.streams.kstream.Produced;
  * changelog topics: CreateTopics with Streams' own configs, a group with Streams' assignor,
  * DeleteRecords on the repartition topics after commits, changelog restoration after a restart.
  *
- * Arguments: bootstrap applicationId linesTopic categoriesTopic countsTopic joinedTopic stateDir.
+ * Arguments: bootstrap applicationId linesTopic categoriesTopic countsTopic joinedTopic stateDir
+ * [processingGuarantee: at_least_once (the default) or exactly_once_v2].
  * Prints "STATE <new state>" on every state change; SIGTERM closes it cleanly (committing).
  */
 public final class KopWordCount {
@@ -36,7 +37,7 @@ public final class KopWordCount {
         Properties props = new Properties();
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
-        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, args.length > 7 ? args[7] : StreamsConfig.AT_LEAST_ONCE);
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
         props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         props.put(StreamsConfig.STATE_DIR_CONFIG, args[6]);
