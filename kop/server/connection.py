@@ -82,6 +82,7 @@ class KafkaConnection(asyncio.Protocol):
         # Requests run in copies of this: log lines carry the client (logs.py).
         self._log_context = contextvars.copy_context()
         self._log_info: logs.ConnectionInfo | None = None
+        self._begin = self._begin  # bound once: data_received passes it on for every request
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class KafkaConnection(asyncio.Protocol):
                 if limits is not None:
                     limits.take(call.size)
                 if call.route is not None:
-                    self._serve(call)
+                    self._log_context.run(self._begin, call)
                 elif not call.ready:
                     self._authenticate_raw(call)
         except ProtocolViolation as exc:
@@ -166,9 +167,6 @@ class KafkaConnection(asyncio.Protocol):
         self._update_reading()
 
     # -- requests --------------------------------------------------------------------------------
-
-    def _serve(self, call: Call) -> None:
-        self._log_context.run(self._begin, call)
 
     def _begin(self, call: Call) -> None:
         """Through the pipeline, within this step as far as the handler goes; what it could not finish

@@ -184,11 +184,11 @@ class Pipeline:
         start: Next = _handler(entry.serve)
         for link in reversed(chain):
             start = _entering(link.enter, start)
-        finish = _response
-        for link in reversed(chain):  # wrapped innermost first, so the innermost link leaves first
+        finish = None
+        for link in reversed(chain):  # composed innermost first: the innermost link leaves first
             if type(link).leave is not Link.leave:
-                finish = _leaving(link.leave, finish)
-        return Route(entry, start, finish, tuple(chain))
+                finish = link.leave if finish is None else _leaving(link.leave, finish)
+        return Route(entry, start, finish or _response, tuple(chain))
 
 
 def _handler(serve) -> Next:
