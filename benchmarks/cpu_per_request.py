@@ -9,13 +9,15 @@ between the two gateways, each a fresh process; one confluent-kafka producer sen
 request (batch.num.messages=1, acks=all, 5 in flight) to one partition, and the gateway's CPU time
 (user + system, all threads, from /proc) is divided by the requests. The median of the rounds is
 printed. A measurement of cost, not of speed: CPU per request moves little with the machine's load,
-throughput a lot.
+throughput a lot. Both sides use the compiled record-batch codec when this checkout has it built and
+the other revision's C source is the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,6 +85,23 @@ def one_round(tree: Path, requests: int) -> tuple[float, float]:
         proc.wait(30)
 
 
+def _share_compiled_codec(other: Path) -> None:
+    """The compiled record-batch codec (kop/_batch_codec*.so) is a build artifact git does not carry:
+    without it the other revision would convert batches in Python and cost more for that alone. It is
+    copied when both revisions have the same C source, else both sides are measured without it."""
+    built = sorted((REPO / "kop").glob("_batch_codec*.so"))
+    if not built:
+        return
+    source = REPO / "kop" / "_batch_codec.c"
+    if source.is_file() and (other / "kop" / "_batch_codec.c").is_file() and \
+            source.read_bytes() == (other / "kop" / "_batch_codec.c").read_bytes():
+        for path in built:
+            shutil.copy2(path, other / "kop" / path.name)
+    else:
+        print("the other revision's compiled codec differs or is absent: comparing without it is unfair; "
+              "build it there first", file=sys.stderr)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--against", required=True, help="git revision to compare with")
@@ -92,6 +111,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         other = Path(tmp) / "other"
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(other), args.against], cwd=REPO, check=True)
+        _share_compiled_codec(other)
         try:
             results: dict[str, list[tuple[float, float]]] = {"this checkout": [], args.against: []}
             for r in range(args.rounds):
