@@ -96,7 +96,7 @@ class KafkaConnection(asyncio.Protocol):
             refused = self._limits.admit(address)
             if refused is not None:
                 log.warning("refusing connection from %s: %s", self.peer, refused)
-                metrics.CONNECTIONS_REFUSED.labels("per_address" if "per_address" in refused else "total").inc()
+                metrics.CONNECTIONS_REFUSED.labels(refused.kind).inc()
                 self._closed = True
                 transport.abort()
                 return

@@ -29,6 +29,15 @@ class Pausable(Protocol):
     def budget_changed(self) -> None: ...
 
 
+class Refusal(str):
+    """Why a connection is refused (its log line), and by which limit (``kind``, the metric's label)."""
+
+    def __new__(cls, reason: str, kind: str) -> "Refusal":
+        refusal = super().__new__(cls, reason)
+        refusal.kind = kind
+        return refusal
+
+
 class GatewayLimits:
     def __init__(self, max_connections: int, max_connections_per_address: int, queued_bytes_max: int) -> None:
         self.max_connections = max_connections
@@ -44,13 +53,13 @@ class GatewayLimits:
 
     # -- connections -----------------------------------------------------------------------------
 
-    def admit(self, address: str) -> str | None:
+    def admit(self, address: str) -> Refusal | None:
         """Count a new connection in, or say why it is refused (then nothing is counted)."""
         if self.connections >= self.max_connections:
-            reason = f"{self.connections} connections open, the limit (server.max_connections)"
+            reason = Refusal(f"{self.connections} connections open, the limit (server.max_connections)", "total")
         elif self.by_address[address] >= self.max_per_address:
-            reason = (f"{self.by_address[address]} connections open from {address}, the limit "
-                      f"(server.max_connections_per_address)")
+            reason = Refusal(f"{self.by_address[address]} connections open from {address}, the limit "
+                             f"(server.max_connections_per_address)", "per_address")
         else:
             self.connections += 1
             self.by_address[address] += 1
