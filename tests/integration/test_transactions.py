@@ -211,3 +211,36 @@ def test_transaction_tools_apis_and_bad_requests(gateways):
         assert committed.topics == []
         assert _call(client, EndTxnRequest(transactional_id=tid, producer_id=pid, producer_epoch=epoch,
                                          committed=False), version=3).error_code == 0
+
+
+def test_native_pulsar_consumers_can_tell_transactional_records_and_outcomes(gateways, pulsar):
+    """What a native Pulsar consumer sees (README, "Transactions"): every record of a transaction
+    carries ``__kafka_txn=<producer id>:<epoch>``, and each transaction ends in a marker message
+    (``__kafka_control`` = commit or abort, the same ``__kafka_txn``)."""
+    import pulsar as pulsar_client
+    from support import SERVICE_URL
+    gw = gateways("--entry-format", "pulsar")
+    topic = _topic(gw.bootstrap, partitions=1)
+    producer = _producer(gw.bootstrap, unique("tid"))
+    for commit in (True, False):
+        producer.begin_transaction()
+        for i in range(3):
+            producer.produce(topic, value=f"{commit}-{i}".encode(), partition=0)
+        producer.flush(30)
+        producer.commit_transaction(30) if commit else producer.abort_transaction(30)
+    client = pulsar_client.Client(SERVICE_URL, operation_timeout_seconds=30)
+    try:
+        reader = client.create_reader(f"persistent://public/default/{topic}-partition-0", pulsar_client.MessageId.earliest)
+        seen = []
+        while reader.has_message_available():
+            msg = reader.read_next(10_000)
+            seen.append((msg.properties().get("__kafka_control"), msg.properties().get("__kafka_txn"), msg.data()))
+        reader.close()
+    finally:
+        client.close()
+    records = [(txn, data) for control, txn, data in seen if control is None]
+    markers = [(control, txn) for control, txn, _ in seen if control is not None]
+    assert [data for _, data in records] == [b"True-0", b"True-1", b"True-2", b"False-0", b"False-1", b"False-2"]
+    [identity] = {txn for txn, _ in records}
+    assert identity and identity.count(":") == 1, "one producer id:epoch on every transactional record"
+    assert markers == [("commit", identity), ("abort", identity)]
