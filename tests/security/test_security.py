@@ -374,3 +374,46 @@ def test_a_fleet_advertises_each_listener(secure, secure_gateways):
     conf = sasl_conf(f"{a.sasl},{b.sasl}", "acme", secure.tokens["acme"])
     produce(conf, topic, [b"f%d" % i for i in range(20)])
     assert consume(conf, topic, 20) == [b"f%d" % i for i in range(20)]
+
+
+def test_transactions_are_per_tenant(secure, secure_gateways):
+    """Transactional ids are scoped to the client's tenant like group ids (issue 18): two tenants using
+    the same transactional id and group id do not fence each other, each tenant's markers land in its
+    own namespace (written with kop's client), and a transaction's offsets go to its own tenant's group."""
+    sg = secure_gateways()
+    tid, group, topic = unique("shared-tid"), unique("shared-group"), unique("txn")
+    producers = {}
+    for tenant in ("acme", "globex"):
+        conf = sasl_conf(sg.sasl, tenant, secure.tokens[tenant])
+        produce(conf, topic, [b"seed"])  # the topic exists in the tenant's namespace
+        producer = Producer({**conf, "transactional.id": tid})
+        producer.init_transactions(60)
+        producers[tenant] = producer
+    for offset, tenant in ((5, "acme"), (9, "globex")):  # the second init did not fence the first tenant
+        producer = producers[tenant]
+        producer.begin_transaction()
+        producer.produce(topic, value=tenant.encode(), partition=0)
+        producer.flush(30)
+        conf = sasl_conf(sg.sasl, tenant, secure.tokens[tenant])
+        metadata = Consumer({**conf, "group.id": group}).consumer_group_metadata()
+        producer.send_offsets_to_transaction([TopicPartition(topic, 0, offset)], metadata, 30)
+        producer.commit_transaction(60)
+    for offset, tenant in ((5, "acme"), (9, "globex")):
+        conf = sasl_conf(sg.sasl, tenant, secure.tokens[tenant])
+        reader = Consumer({**conf, "group.id": unique("r"), "isolation.level": "read_committed",
+                           "enable.auto.commit": False})
+        reader.assign([TopicPartition(topic, 0, 0)])
+        values, deadline = [], time.monotonic() + 30
+        while len(values) < 2 and time.monotonic() < deadline:
+            values += [m.value() for m in reader.consume(10, 0.5) if not m.error()]
+        reader.close()
+        assert values == [b"seed", tenant.encode()], (tenant, values)
+        admin_client = AdminClient(conf)
+        deadline = time.monotonic() + 30  # the group's coordinator resolves the offsets from its view
+        while True:
+            got = admin_client.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0)])])[group].result(30)
+            if got.topic_partitions[0].offset == offset or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert got.topic_partitions[0].offset == offset, (tenant, got.topic_partitions)
