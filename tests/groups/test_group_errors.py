@@ -590,10 +590,13 @@ def test_find_coordinator(env, client):
         resp = client.call(request, version, FindCoordinatorResponse)
         assert resp.error_code == NONE, (version, resp)
         assert (resp.host, resp.port) == ("127.0.0.1", env.gw.port) and resp.node_id >= 0, (version, resp)
-        if version >= 1:
+        if version >= 1:  # a transactional id (kop/txn): the same single gateway
             resp = client.call(FindCoordinatorRequest(key="txn-" + group, key_type=1), version,
                                FindCoordinatorResponse)
-            assert resp.error_code == COORDINATOR_NOT_AVAILABLE, (version, resp)
+            assert resp.error_code == NONE and resp.port == env.gw.port, (version, resp)
+            resp = client.call(FindCoordinatorRequest(key="share-" + group, key_type=2), version,
+                               FindCoordinatorResponse)
+            assert resp.error_code == COORDINATOR_NOT_AVAILABLE, (version, resp)  # share groups: not served
     for version in range(4, 7):
         keys = [group, group + "-2"]
         resp = client.call(FindCoordinatorRequest(key_type=0, coordinator_keys=keys), version, FindCoordinatorResponse)
@@ -601,6 +604,8 @@ def test_find_coordinator(env, client):
         for c in resp.coordinators:
             assert c.error_code == NONE and (c.host, c.port) == ("127.0.0.1", env.gw.port) and c.node_id >= 0, c
         resp = client.call(FindCoordinatorRequest(key_type=1, coordinator_keys=keys), version, FindCoordinatorResponse)
+        assert [(c.key, c.error_code, c.port) for c in resp.coordinators] == [(k, NONE, env.gw.port) for k in keys]
+        resp = client.call(FindCoordinatorRequest(key_type=2, coordinator_keys=keys), version, FindCoordinatorResponse)
         assert [(c.key, c.error_code) for c in resp.coordinators] == [(k, COORDINATOR_NOT_AVAILABLE) for k in keys]
 
 

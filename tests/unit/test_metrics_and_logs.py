@@ -6,6 +6,8 @@ import contextvars
 import json
 import logging
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kafka.protocol.consumer import OffsetCommitResponse
 
 from kop import logs, metrics
@@ -34,6 +36,7 @@ def test_a_request_counts_once_under_its_first_error_and_each_error_separately()
     before_err = metrics.RESPONSE_ERRORS.labels("Produce", "NOT_LEADER_OR_FOLLOWER")._value.get()
     answer = ProduceResponseData([TopicProduceResponse("t", [PartitionProduceResponse(i, 6, -1) for i in range(3)])])
     metrics.observe_request(0, 7, answer, 0.004)
+    metrics.DEFERRED.flush()  # what a scrape does first (metrics.Deferred)
     assert metrics.REQUESTS.labels("Produce", "7", "NOT_LEADER_OR_FOLLOWER")._value.get() == before_req + 1
     assert metrics.RESPONSE_ERRORS.labels("Produce", "NOT_LEADER_OR_FOLLOWER")._value.get() == before_err + 3
 
@@ -70,3 +73,28 @@ def test_json_lines_are_objects_with_the_connection_fields():
     assert obj["level"] == "WARNING" and obj["logger"] == "kop.test" and obj["message"] == "hello"
     assert obj["client"] == "10.0.0.7:5555" and obj["client_id"] == "app-1" and "principal" not in obj
     assert obj["time"].endswith("Z")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=100, allow_nan=False), max_size=40),
+       st.lists(st.integers(0, 10**6), max_size=20))
+def test_deferred_counts_show_exactly_what_direct_ones_would(values, amounts):
+    """The hot path's deferred increments and observations (metrics.Deferred) give the samples a
+    direct prometheus_client increment or observation gives, once the registry is read."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from kop.metrics import Deferred
+    samples = []
+    for deferred_mode in (False, True):
+        registry = CollectorRegistry()
+        deferred = Deferred()
+        if deferred_mode:
+            registry.register(deferred)
+        h = Histogram("h", "h", ["api"], buckets=(0.001, 0.01, 1.0, 50.0), registry=registry).labels("x")
+        c = Counter("c", "c", registry=registry)
+        for v in values:
+            deferred.observe(h, v) if deferred_mode else h.observe(v)
+        for a in amounts:
+            deferred.inc(c, a) if deferred_mode else c.inc(a)
+        samples.append(sorted((s.name, tuple(sorted(s.labels.items())), round(s.value, 6))
+                              for family in registry.collect() for s in family.samples))
+    assert samples[0] == samples[1]
