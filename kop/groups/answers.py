@@ -111,3 +111,10 @@ class Waiters(Generic[R]):
 
     def __len__(self) -> int:
         return sum(len(members) for members in self._by_group.values())
+
+
+def assignment_of(group, member_id: str) -> SyncResult:
+    """A SyncGroup answer: the member's assignment (empty if it has none), the group's protocol."""
+    member = group.members.get(member_id)
+    return SyncResult(ErrorCode.NONE, member.assignment if member is not None else b"", group.protocol_type,
+                      group.protocol_name)

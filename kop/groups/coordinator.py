@@ -30,13 +30,14 @@ from .. import metrics
 from ..protocol.errors import ErrorCode
 from ..tasks import Periodic
 from . import scope
-from .answers import GroupDescription, GroupListing, JoinResult, MemberDescription, SyncResult, Waiters
+from .answers import (GroupDescription, GroupListing, JoinResult, MemberDescription, SyncResult, Waiters,
+                      assignment_of)
 from .cleaner import SWEEP_S, GroupCleaner
 from .custody import Custody
 from .rebalance import Rebalances, join_result
 from .scope import display
 from .state import Group, GroupState, Member
-from .store import CommittedOffset, NotOwner, PendingOffsets
+from .store import CommittedOffset, NotOwner
 from .txn_offsets import TxnOffsetsResolver
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,7 @@ class GroupCoordinator:
         self.cleaner = GroupCleaner(self.custody, groups_config)
         self._expiry = Periodic("member expiry", expiry_interval_s, self._expire_members, logger=log, stop_wait_s=0)
         self._sweeps = Periodic("offsets cleaner", sweep_interval_s, self.cleaner.sweep, logger=log, stop_wait_s=0)
-        self._transactions = transactions
-        self._resolver = TxnOffsetsResolver(self.custody, transactions.outcome, transactions.changed) \
-            if transactions is not None else None
+        self._resolver = TxnOffsetsResolver(self.custody, transactions) if transactions is not None else None
 
     @property
     def rebalances_completed(self) -> int:
@@ -124,7 +123,7 @@ class GroupCoordinator:
                 group.pending_member_ids.add(new_id)  # KIP-394: the client rejoins with this id
                 return JoinResult(ErrorCode.MEMBER_ID_REQUIRED, member_id=new_id)
             member_id = new_id
-        elif _fenced(group, member_id, group_instance_id):
+        elif group.fenced(member_id, group_instance_id):
             return JoinResult(ErrorCode.FENCED_INSTANCE_ID, member_id=member_id)
         elif member_id not in group.members and member_id not in group.pending_member_ids:
             return JoinResult(ErrorCode.UNKNOWN_MEMBER_ID, member_id=member_id)
@@ -183,7 +182,7 @@ class GroupCoordinator:
         if (error := self.status(group_id)) != ErrorCode.NONE:
             return SyncResult(error)
         group = self._groups.get(group_id)
-        if group is not None and _fenced(group, member_id, group_instance_id):
+        if group is not None and group.fenced(member_id, group_instance_id):
             return SyncResult(ErrorCode.FENCED_INSTANCE_ID)
         if group is None or member_id not in group.members:
             return SyncResult(ErrorCode.UNKNOWN_MEMBER_ID)
@@ -197,7 +196,7 @@ class GroupCoordinator:
         if group.state is GroupState.PREPARING_REBALANCE:
             return SyncResult(ErrorCode.REBALANCE_IN_PROGRESS)
         if group.state is GroupState.STABLE:
-            return _assignment_of(group, member_id)
+            return assignment_of(group, member_id)
         future = self._syncs.wait(group_id, member_id)
         if member_id == group.leader_id:
             for other in group.members.values():
@@ -210,7 +209,7 @@ class GroupCoordinator:
                 return SyncResult(ErrorCode.COORDINATOR_NOT_AVAILABLE)
             if group.state is GroupState.COMPLETING_REBALANCE:
                 group.transition(GroupState.STABLE)
-                self._syncs.answer_all(group_id, lambda waiting_id: _assignment_of(group, waiting_id))
+                self._syncs.answer_all(group_id, lambda waiting_id: assignment_of(group, waiting_id))
         return await future
 
     # -- Heartbeat, LeaveGroup ------------------------------------------------------------------
@@ -219,7 +218,7 @@ class GroupCoordinator:
         if (error := self.status(group_id)) != ErrorCode.NONE:
             return error
         group = self._groups.get(group_id)
-        if group is not None and _fenced(group, member_id, group_instance_id):
+        if group is not None and group.fenced(member_id, group_instance_id):
             return ErrorCode.FENCED_INSTANCE_ID
         if group is None or member_id not in group.members:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -285,7 +284,7 @@ class GroupCoordinator:
         group = self._groups.get(group_id)
         if generation_id < 0 and (group is None or group.state is GroupState.EMPTY or not group.members):
             return ErrorCode.NONE  # a consumer using assign() with a group id: "simple" commits
-        if group is not None and _fenced(group, member_id, group_instance_id):
+        if group is not None and group.fenced(member_id, group_instance_id):
             return ErrorCode.FENCED_INSTANCE_ID
         if group is None or member_id not in group.members:
             return ErrorCode.UNKNOWN_MEMBER_ID
@@ -306,17 +305,11 @@ class GroupCoordinator:
 
     async def commit_transactional(self, group_id: str, transactional_id: str, producer_id: int,
                                    producer_epoch: int, commits: dict[tuple[str, int], CommittedOffset]) -> ErrorCode:
-        """TxnOffsetCommit (after :meth:`check_commit`): the offsets wait for their transaction's outcome
-        (txn_offsets.py). The transaction must be open in the view, by that producer: else
-        PRODUCER_FENCED / INVALID_PRODUCER_EPOCH / INVALID_TXN_STATE. Raises NotOwner, StoreError."""
-        if self._transactions is None:
+        """TxnOffsetCommit (after :meth:`check_commit`): the offsets wait for their transaction's
+        outcome (txn_offsets.py). Raises NotOwner, StoreError."""
+        if self._resolver is None:
             return ErrorCode.UNSUPPORTED_VERSION
-        found = await self._transactions.open_transaction(transactional_id, producer_id, producer_epoch)
-        if isinstance(found, ErrorCode):
-            return found
-        await self.custody.commit_pending(group_id, PendingOffsets(transactional_id, found, producer_id,
-                                                                   producer_epoch, commits))
-        return ErrorCode.NONE
+        return await self._resolver.commit(group_id, transactional_id, producer_id, producer_epoch, commits)
 
     def unstable(self, group_id: str) -> set[tuple[str, int]]:
         """Partitions whose offsets wait for a transaction (OffsetFetch answers them
@@ -341,7 +334,7 @@ class GroupCoordinator:
             return ErrorCode.GROUP_ID_NOT_FOUND, {}
         if group.members and group.protocol_type != "consumer":
             return ErrorCode.NON_EMPTY_GROUP, {}
-        subscribed = _subscribed_topics(group, topics_of)
+        subscribed = group.subscribed_topics(topics_of)
         results = {key: ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC if key[0] in subscribed else ErrorCode.NONE
                    for key in keys}
         deletable = [key for key, error in results.items() if error == ErrorCode.NONE]
@@ -393,28 +386,3 @@ class GroupCoordinator:
     def census(self) -> list[tuple[str, GroupState, int]]:
         """(group id, state, members) of every group held here, every namespace (the metrics')."""
         return [(group_id, group.state, len(group.members)) for group_id, group in list(self._groups.items())]
-
-
-def _fenced(group: Group, member_id: str, group_instance_id: str | None) -> bool:
-    """A known static instance presented with a member id that is not its current one."""
-    if group_instance_id is None or group_instance_id not in group.static_members:
-        return False
-    return group.static_members[group_instance_id] != member_id
-
-
-def _assignment_of(group: Group, member_id: str) -> SyncResult:
-    member = group.members.get(member_id)
-    return SyncResult(ErrorCode.NONE, member.assignment if member is not None else b"", group.protocol_type,
-                      group.protocol_name)
-
-
-def _subscribed_topics(group: Group, topics_of: Callable[[bytes], Iterable[str]]) -> set[str]:
-    topics: set[str] = set()
-    if group.protocol_type != "consumer":
-        return topics
-    for member in group.members.values():
-        try:
-            topics.update(topics_of(member.metadata_for(group.protocol_name)))
-        except Exception:  # undecodable metadata: treat as subscribed to nothing we can tell
-            continue
-    return topics

@@ -133,6 +133,25 @@ class Group:
 
     # -- protocol choice ---------------------------------------------------------------------------
 
+    def fenced(self, member_id: str, group_instance_id: str | None) -> bool:
+        """A known static instance presented with a member id that is not its current one."""
+        if group_instance_id is None or group_instance_id not in self.static_members:
+            return False
+        return self.static_members[group_instance_id] != member_id
+
+    def subscribed_topics(self, topics_of) -> set[str]:
+        """The topics a ``consumer`` group's members subscribe to (``topics_of`` reads a member's
+        subscription); nothing for another protocol type, or a subscription that cannot be read."""
+        topics: set[str] = set()
+        if self.protocol_type != "consumer":
+            return topics
+        for member in self.members.values():
+            try:
+                topics.update(topics_of(member.metadata_for(self.protocol_name)))
+            except Exception:  # undecodable metadata: subscribed to nothing we can tell
+                continue
+        return topics
+
     def accepts(self, protocol_type: str | None, protocols: list[tuple[str, bytes]]) -> bool:
         """Can a member with these protocols join? (else INCONSISTENT_GROUP_PROTOCOL)"""
         if not protocols:

@@ -19,27 +19,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
+from ..protocol.errors import ErrorCode
 from .scope import display
-from .store import NotOwner, StoreError
+from .store import CommittedOffset, NotOwner, PendingOffsets, StoreError
 
 log = logging.getLogger(__name__)
 
 RESOLVE_INTERVAL_S = 1.0
 
-# outcome(transactional id, number) -> True committed, False aborted, None not ended yet
-Outcome = Callable[[str, int], "bool | None"]
-
 
 class TxnOffsetsResolver:
-    def __init__(self, custody, outcome: Outcome, changed: Callable[[], asyncio.Future],
-                 interval_s: float = RESOLVE_INTERVAL_S) -> None:
+    """``view``: kop/txn/view.py's TransactionView (``open_transaction``, ``outcome``, ``changed``)."""
+
+    def __init__(self, custody, view, interval_s: float = RESOLVE_INTERVAL_S) -> None:
         self.custody = custody
-        self.outcome = outcome
-        self.changed = changed
+        self.view = view
         self.interval_s = interval_s
         self._task: asyncio.Task | None = None
+
+    async def commit(self, group_id: str, transactional_id: str, producer_id: int, producer_epoch: int,
+                     commits: dict[tuple[str, int], CommittedOffset]) -> ErrorCode:
+        """Hold a transaction's offsets for the group (raises NotOwner, StoreError), or Kafka's error
+        when the view shows no open transaction of that producer."""
+        found = await self.view.open_transaction(transactional_id, producer_id, producer_epoch)
+        if isinstance(found, ErrorCode):
+            return found
+        await self.custody.commit_pending(group_id, PendingOffsets(transactional_id, found, producer_id,
+                                                                   producer_epoch, commits))
+        return ErrorCode.NONE
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -52,7 +60,7 @@ class TxnOffsetsResolver:
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(asyncio.shield(self.changed()), self.interval_s)
+                await asyncio.wait_for(asyncio.shield(self.view.changed()), self.interval_s)
             except asyncio.TimeoutError:
                 pass
             try:
@@ -65,7 +73,7 @@ class TxnOffsetsResolver:
         resolved = 0
         for group_id, by_txn in list(self.custody.pending.items()):
             for key in list(by_txn):
-                committed = self.outcome(*key)
+                committed = self.view.outcome(*key)
                 if committed is None:
                     continue
                 try:
