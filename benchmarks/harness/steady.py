@@ -38,15 +38,16 @@ def _batches(metrics_port: int) -> float:
 
 
 def cpu_per_batch(logs: Path, entry_format: str = "kafka", rate: int = 4000, seconds: float = 10.0,
-                  partitions: int = 16) -> dict:
+                  partitions: int = 16, linger_ms: int = 0) -> dict:
     from confluent_kafka import Producer
     metrics_port = free_port()
-    out: dict = {"entry_format": entry_format, "rate": rate, "seconds": seconds, "partitions": partitions}
+    out: dict = {"entry_format": entry_format, "rate": rate, "seconds": seconds, "partitions": partitions,
+                 "linger_ms": linger_ms}
     with Kop(entry_format, logs / f"kop-cpu-{entry_format}.log", workers=1, metrics_port=metrics_port) as kop:
         topic = f"cpu-{entry_format}-{uuid.uuid4().hex[:6]}"
         create_kafka_topic(kop.bootstrap, topic, partitions)
         ck.warm_up(kop.bootstrap, topic, partitions, 1024)
-        producer = Producer({"bootstrap.servers": kop.bootstrap, "acks": "all", "linger.ms": 0})
+        producer = Producer({"bootstrap.servers": kop.bootstrap, "acks": "all", "linger.ms": linger_ms})
         payload = os.urandom(1024)
         failures = [0]
 

@@ -50,6 +50,9 @@ from .registry import handler
 API_KEY = 1
 # How long a fetch with a short max_wait_ms still waits for records known to exist (see serve()).
 KNOWN_DATA_GRACE_S = 1.0
+# How long an answer that has data waits for partitions whose records exist but whose readers,
+# freshly opened, have not received them yet (see serve()).
+FRESH_READER_GRACE_S = 0.2
 log = logging.getLogger(__name__)
 
 
@@ -118,6 +121,15 @@ async def serve(ctx, request):
                 # Records exist past the fetch offset but a freshly opened reader has not received
                 # them yet: a Kafka broker would return them at once, so wait for them a little.
                 remaining = started + KNOWN_DATA_GRACE_S - time.monotonic()
+            if total >= max(request.min_bytes, 1) and total < max_bytes and not any(s.error for s in slots):
+                # Enough to answer, but other partitions hold records their freshly opened readers
+                # have not received yet: Kafka's broker would return those too, in this answer, so
+                # give them a moment (clients such as kafka-python take one answer as all there is).
+                lagging = [s.reader.arrival() for s in slots if _lagging(s)]
+                grace = started + FRESH_READER_GRACE_S - time.monotonic()
+                if lagging and grace > 0:
+                    await asyncio.wait(lagging, timeout=grace, return_when=asyncio.ALL_COMPLETED)
+                    continue
             if total >= max(request.min_bytes, 1) or remaining <= 0 or any(s.error for s in slots):
                 break
             if unexplained:  # a transactional batch the view does not know yet: catch up, poll again
@@ -149,6 +161,12 @@ def _admission(view, key):
     def admit(producer_id: int, base_offset: int, received_at: float) -> bool:
         return view.explains(key, producer_id, base_offset) or received_at < view.synced_at
     return admit
+
+
+def _lagging(slot: _Slot) -> bool:
+    """A partition that returned nothing yet although records exist past its fetch offset."""
+    return (slot.reader is not None and not slot.size and not slot.stalled and not slot.reader.reader.queued
+            and slot.log.high_watermark > slot.reader.next_offset)
 
 
 def _data_known(backend, slots: list[_Slot]) -> bool:

@@ -137,3 +137,36 @@ def test_pulsar_reclaims_what_lies_before_the_start(gateways):
         time.sleep(0.5)
     assert admin(f"{path}/stats")[1]["subscriptions"][f"kafka-group-{group}"]["msgBacklog"] == 5
     assert _consume_from(gw.bootstrap, topic, second[0], 5) == [f"r{i}".encode() for i in range(10, 15)]
+
+
+def test_one_poll_gets_every_partition_after_delete_records(gateways):
+    """kafka-python's own test_delete_records: a fresh consumer of six partitions, four of them with
+    records deleted, expects all 380 records left in its *first* poll, as one Kafka Fetch answer
+    gives them. Readers opened by that fetch receive their entries a few milliseconds apart; the
+    answer waits a moment for partitions whose records exist (handlers/fetch.py)."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.admin import NewTopic as KNewTopic
+    gw = gateways()
+    topics = [unique("drpoll"), unique("drpoll")]
+    admin_client = KafkaAdminClient(bootstrap_servers=gw.bootstrap)
+    admin_client.create_topics([KNewTopic(t, 3, 1) for t in topics])
+    parts = [KTopicPartition(t, p) for t in topics for p in range(3)]
+    producer = KafkaProducer(bootstrap_servers=gw.bootstrap)
+    for tp in parts:
+        for i in range(100):
+            producer.send(tp.topic, value=b"v%d" % i, partition=tp.partition)
+    producer.flush()
+    result = admin_client.delete_records({parts[0]: -1, parts[1]: 50, parts[3]: 40, parts[5]: 30}, timeout_ms=5000)
+    assert {tp: r["low_watermark"] for tp, r in result.items()} == {parts[0]: 100, parts[1]: 50, parts[3]: 40,
+                                                                      parts[5]: 30}
+    consumer = KafkaConsumer(bootstrap_servers=gw.bootstrap, group_id=None, auto_offset_reset="earliest")
+    try:
+        consumer.assign(parts)
+        first = consumer.poll(max_records=600, timeout_ms=5000)
+        assert sum(len(v) for v in first.values()) == 380, {tp: len(v) for tp, v in first.items()}
+        assert [r.offset for r in first[parts[1]]] == list(range(50, 100))
+        assert not consumer.poll(max_records=1, timeout_ms=1000)
+    finally:
+        consumer.close()
+        admin_client.close()
