@@ -43,7 +43,7 @@ pulsar-stop: ## stop the Pulsar started by `make pulsar-start` (run dir .run/pul
 kafka-tools: ## fetch Apache Kafka 4.1.2's Java tools into ~/.cache/kop (cached)
 	scripts/kafka-tools.sh fetch
 
-kafka-apps: ## fetch Kafka Streams and Kafka Connect 4.1.2 into ~/.cache/kop and compile tests/apps/java (cached)
+kafka-apps: ## fetch Kafka Streams and Kafka Connect 4.1.2 into ~/.cache/kop and compile tests/clients/apps/java (cached)
 	scripts/kafka-apps.sh compile >/dev/null
 
 run: ## run the gateway on 127.0.0.1:9092 (starts Pulsar if none answers; Ctrl-C stops both)
@@ -71,7 +71,7 @@ conformance: install kafka-tools ## clients' own suites (franz-go, librdkafka, k
 	PYTHONPATH=scripts $(VENV)/bin/python -m conformance run $(CONFORMANCE_ARGS)
 
 test-apps: install kafka-tools kafka-apps ## Kafka Streams and Kafka Connect through kop in full: both entry formats, two restarts each (~4 min)
-	APPS_FULL=1 scripts/test.sh -s tests/apps $(PYTEST_ARGS)
+	APPS_FULL=1 scripts/test.sh -s tests/clients/apps $(PYTEST_ARGS)
 
 test-unit: install ## unit tests only (tests/unit, no Pulsar)
 	$(VENV)/bin/pytest -ra tests/unit $(PYTEST_ARGS)

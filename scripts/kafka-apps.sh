@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Apache Kafka 4.1.2's application frameworks, Kafka Streams and Kafka Connect, fetched from Maven
 # Central with Maven, and the small Kafka Streams application of kop's tests compiled against them:
-# what tests/apps/ runs through kop.
+# what tests/clients/apps/ runs through kop.
 #
 #   scripts/kafka-apps.sh fetch       resolve kafka-streams, connect-runtime, connect-file and
 #                                     connect-json (and their dependencies) into
 #                                     $KOP_CACHE/kafka-apps-4.1.2/libs (cached)
-#   scripts/kafka-apps.sh compile     fetch, then compile tests/apps/java/*.java with the JDK's javac
+#   scripts/kafka-apps.sh compile     fetch, then compile tests/clients/apps/java/*.java with the JDK's javac
 #                                     into $KOP_CACHE/kafka-apps-4.1.2/classes-<hash of the sources>
 #                                     (done again only when the sources change); prints that dir
 #   scripts/kafka-apps.sh classpath   compile, then print the classpath (<classes>:<libs>/*)
@@ -14,7 +14,7 @@
 #       java with that classpath, e.g. org.apache.kafka.connect.cli.ConnectDistributed worker.properties
 #
 # Maven Central serves no kafka-streams-examples for 4.1.2, hence kop's own topology
-# (tests/apps/java/KopWordCount.java). Kafka 4.1.2 is built against slf4j-api 1.7.36: the one
+# (tests/clients/apps/java/KopWordCount.java). Kafka 4.1.2 is built against slf4j-api 1.7.36: the one
 # binding is log4j-slf4j-impl, checked after each fetch as scripts/kafka-tools.sh does. Logs go to
 # stderr at WARN (log4j2-apps.properties next to libs/; KAFKA_APPS_LOG_LEVEL overrides).
 #
@@ -27,7 +27,7 @@ log4j_version=2.25.3
 slf4j_version=1.7.36
 dep_plugin=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-sources="$here/tests/apps/java"
+sources="$here/tests/clients/apps/java"
 cache=${KOP_CACHE:-$HOME/.cache/kop}
 dir="$cache/kafka-apps-$version"
 libs="$dir/libs"

@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests under tests/integration and tests/clients need the real Pulsar: when none
+"""Shared fixtures. Tests under tests/pulsar, tests/clients and tests/faults need the real Pulsar: when none
 answers at KOP_PULSAR_ADMIN_URL (default http://127.0.0.1:8080), one is started with
 scripts/pulsar.sh for the session (make test / scripts/test.sh normally did that already)."""
 

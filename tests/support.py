@@ -103,7 +103,7 @@ class Gateway:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> "Gateway":
-        # One process: tests/integration/test_workers.py covers several workers.
+        # One process: tests/pulsar/test_workers.py covers several workers.
         env = {**os.environ, "KOP_METRICS_LISTEN_PORT": str(self.metrics_port), "KOP_SERVER_WORKERS": "1",
                "KOP_PULSAR_SYSTEM_NAMESPACE": SYSTEM_NAMESPACE, **self.env}
         self._log = open(self.log_path, "ab")

@@ -74,7 +74,7 @@ def test_producer_ids_unique_across_gateways(gateways):
 
 
 def test_a_transactional_id_gets_a_new_producer_id_each_time(gateways):
-    """Transactions are served (tests/integration/test_transactions.py): each InitProducerId of a
+    """Transactions are served (tests/pulsar/test_transactions.py): each InitProducerId of a
     transactional id gives a new producer id at epoch 0 (kop/txn/state.py says why)."""
     gw = gateways()
     tid = unique("tx")

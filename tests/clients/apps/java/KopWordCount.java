@@ -16,7 +16,7 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 
 /**
- * The Kafka Streams application of kop's tests (tests/apps/test_streams.py): a word count and a
+ * The Kafka Streams application of kop's tests (tests/clients/apps/test_streams.py): a word count and a
  * stream-table join, at-least-once.
  *
  * <pre>

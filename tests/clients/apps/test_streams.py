@@ -1,4 +1,4 @@
-"""Kafka Streams 4.1.2 through kop, unchanged: tests/apps/java/KopWordCount.java (a word count with a
+"""Kafka Streams 4.1.2 through kop, unchanged: tests/clients/apps/java/KopWordCount.java (a word count with a
 repartition and a state store, plus a stream-table join), at-least-once, against the real Pulsar.
 
 The application creates its repartition and changelog topics itself (CreateTopics with Streams'

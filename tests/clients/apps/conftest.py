@@ -12,7 +12,7 @@ from apps import APPS
 
 @pytest.fixture(scope="session")
 def kafka_apps():
-    """scripts/kafka-apps.sh, once its jars are fetched and tests/apps/java compiled (`make test`
+    """scripts/kafka-apps.sh, once its jars are fetched and tests/clients/apps/java compiled (`make test`
     fetches them; a failure fails the tests that need them, it does not skip them)."""
     proc = subprocess.run([str(APPS), "compile"], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""A kafka-python group member in its own process, to be SIGKILLed by tests/groups/test_group_clients.py.
+"""A kafka-python group member in its own process, to be SIGKILLed by tests/pulsar/groups/test_group_clients.py.
 
 Usage: python group_client_victim.py BOOTSTRAP GROUP TOPIC SESSION_TIMEOUT_MS
 Prints ``ASSIGNED p,p,...`` / ``REVOKED p,p,...`` lines (flushed) as its assignment changes; it

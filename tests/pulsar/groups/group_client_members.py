@@ -1,4 +1,4 @@
-"""Group members of three client libraries behind one interface, for tests/groups/test_group_clients.py.
+"""Group members of three client libraries behind one interface, for tests/pulsar/groups/test_group_clients.py.
 
 Each member is a thread that subscribes, polls, records every value it receives in a shared Tally,
 commits synchronously after processing each batch and again when partitions are revoked (so a
