@@ -22,16 +22,6 @@ from . import FAIL, FLAKY, NOT_RUN, PASS, SKIP, TIMEOUT
 README_KNOWN = "../README.md#known-differences-from-apache-kafka"
 
 DEVIATIONS = {
-    "packed-offsets": {
-        "title": "offsets are packed Pulsar positions, not contiguous (issue 17)",
-        "readme": README_KNOWN,
-        "issue": 17,
-    },
-    "transactions": {
-        "title": "no transactions (issue 18)",
-        "readme": README_KNOWN,
-        "issue": 18,
-    },
     "kip-848": {
         "title": "no KIP-848 (next-generation) consumer groups",
         "readme": README_KNOWN,
@@ -66,29 +56,12 @@ DEVIATIONS = {
     },
 }
 
-# (suite, test) -> deviation; a test listed by its top-level name covers its subtests.
+# (suite, test) -> deviation; a test listed by its top-level name covers its subtests. Packed offsets
+# and "no transactions" were deviations until contiguous offsets (issue 17) and transactions (issue 18)
+# landed: the tests they covered (franz-go's TestGroupETL, TestAddRemovePartitions, TestTxnEtl;
+# librdkafka's 0015, 0029, 0031, 0034, 0054, 0061, 0130, 0137; kafka-python's offset and transaction
+# tests) are expected to pass now, and a failure of one is an open defect.
 KNOWN = {
-    ("franz-go", "TestGroupETL"): "packed-offsets",
-    ("franz-go", "TestAddRemovePartitions"): "packed-offsets",
-    ("franz-go", "TestTxnEtl"): "transactions",
-    ("librdkafka", "0015"): "packed-offsets",
-    ("librdkafka", "0029"): "packed-offsets",
-    ("librdkafka", "0031"): "packed-offsets",
-    ("librdkafka", "0034"): "packed-offsets",
-    ("librdkafka", "0054"): "packed-offsets",
-    ("librdkafka", "0061"): "packed-offsets",   # expects lag = high watermark - committed offset
-    ("librdkafka", "0130"): "packed-offsets",
-    ("librdkafka", "0137"): "packed-offsets",
-    ("kafka-python", "test_producer_integration::test_transactional_producer_messages"): "transactions",
-    ("kafka-python", "test_producer_integration::test_transactional_producer_offsets"): "transactions",
-    # kafka-python: asserts offsets 0, 1, 2, ... or a position of 10 after 10 records.
-    **{("kafka-python", f"test_producer_integration::test_kafka_producer_proper_record_metadata[{codec}]"):
-       "packed-offsets" for codec in ("None", "gzip", "snappy", "lz4", "zstd")},
-    ("kafka-python", "test_producer_integration::test_idempotent_producer_high_throughput"): "packed-offsets",
-    ("kafka-python", "test_consumer_integration::test_kafka_consumer_position_after_seek_to_end"): "packed-offsets",
-    # DeleteRecords (served since 74b6f22) at offsets 30, 40, 50, 1000: numbers that name no packed offset
-    ("kafka-python", "test_admin_integration::test_delete_records"): "packed-offsets",
-    ("kafka-python", "test_admin_integration::test_delete_records_with_errors"): "packed-offsets",
     # produces records stamped 2 s and 1 s in the past, then looks up the one in between
     ("kafka-python", "test_consumer_integration::test_kafka_consumer_offsets_for_time"): "publish-time-lookup",
     # kafka-python admin tests of APIs that manage replicas, log dirs and the controller quorum.

@@ -18,9 +18,11 @@ def _verdict(suite, test, kafka, pulsar, kafka_format):
 
 def test_verdicts():
     assert _verdict("franz-go", "TestPing", PASS, PASS, PASS) == ("same", None)
-    assert _verdict("franz-go", "TestGroupETL/range", PASS, FAIL, FAIL) == ("known deviation", "packed-offsets")
+    assert _verdict("franz-go", "TestGroupETL/range", PASS, FAIL, FAIL) == ("open defect", None)  # offsets are contiguous
+    assert _verdict("kafka-python", "test_admin_integration::test_describe_log_dirs", PASS, FAIL, FAIL) == \
+        ("known deviation", "replicas-are-pulsars")
     assert _verdict("franz-go", "TestGroupSimple/848", PASS, SKIP, SKIP) == ("known deviation", "kip-848")
-    assert _verdict("franz-go", "TestTxnEtl", PASS, TIMEOUT, TIMEOUT) == ("known deviation", "transactions")
+    assert _verdict("franz-go", "TestTxnEtl", PASS, TIMEOUT, TIMEOUT) == ("open defect", None)  # transactions are served
     assert _verdict("librdkafka", "0001", PASS, PASS, FAIL) == ("open defect", None)
     assert _verdict("librdkafka", "0002", FAIL, FAIL, PASS) == ("fails on Kafka", None)
     assert _verdict("librdkafka", "0003", FLAKY, PASS, PASS) == ("flaky", None)
@@ -42,17 +44,18 @@ def test_report_summary_and_markdown():
         for name, outcome in outcomes.items():
             r.add(TestOutcome(name, outcome, 1.0, "" if outcome == PASS else "boom"))
         return r.finish()
-    runs = {"kafka": {"librdkafka": run("librdkafka", {"0001": PASS, "0015": PASS, "0011": PASS})},
-            "kop-pulsar": {"librdkafka": run("librdkafka", {"0001": PASS, "0015": FAIL, "0011": FAIL})},
-            "kop-kafka": {"librdkafka": run("librdkafka", {"0001": PASS, "0015": FAIL, "0011": PASS})}}
+    known = "test_admin_integration::test_describe_log_dirs"  # a replicas-are-pulsars deviation
+    runs = {"kafka": {"kafka-python": run("kafka-python", {"t::ok": PASS, known: PASS, "t::bad": PASS})},
+            "kop-pulsar": {"kafka-python": run("kafka-python", {"t::ok": PASS, known: FAIL, "t::bad": FAIL})},
+            "kop-kafka": {"kafka-python": run("kafka-python", {"t::ok": PASS, known: FAIL, "t::bad": PASS})}}
     data = report.build(runs, {"confluent-kafka-python": "no tests in the sdist"}, 60)
-    row = next(r for r in data["summary"] if r["suite"] == "librdkafka")
+    row = next(r for r in data["summary"] if r["suite"] == "kafka-python")
     assert (row["tests"], row["passing_kafka"], row["passing_kop_pulsar"], row["passing_kop_kafka"]) == (3, 3, 1, 2)
     assert (row["known_deviations"], row["open_defects"]) == (1, 1)
     text = report.markdown(data)
-    assert "| librdkafka | 3 | 3 | 1 / 2 | 1 | 1 |" in text
+    assert "| kafka-python | 3 | 3 | 1 / 2 | 1 | 1 |" in text
     assert "no tests in the sdist" in text and "**open defect**" in text
-    assert data["suites"]["librdkafka"]["tests"]["0011"]["detail"] == {"kop-pulsar": "boom"}
+    assert data["suites"]["kafka-python"]["tests"]["t::bad"]["detail"] == {"kop-pulsar": "boom"}
 
 
 def test_librdkafka_summary_rows():
