@@ -51,7 +51,7 @@ API_KEY = 1
 # How long a fetch with a short max_wait_ms still waits for records known to exist (see serve()).
 KNOWN_DATA_GRACE_S = 1.0
 # How long an answer that has data waits for partitions whose records exist but whose readers,
-# freshly opened, have not received them yet (see serve()).
+# freshly opened, have not received them yet (see serve() and _lagging()).
 FRESH_READER_GRACE_S = 0.2
 log = logging.getLogger(__name__)
 
@@ -164,9 +164,11 @@ def _admission(view, key):
 
 
 def _lagging(slot: _Slot) -> bool:
-    """A partition that returned nothing yet although records exist past its fetch offset."""
-    return (slot.reader is not None and not slot.size and not slot.stalled and not slot.reader.reader.queued
-            and slot.log.high_watermark > slot.reader.next_offset)
+    """A partition whose reader is fresh (it has not passed a single entry yet) and returned nothing,
+    although records exist past its fetch offset. Only fresh readers: a reader already streaming is
+    always a moment behind the latest write, and waiting for it would hold every answer back."""
+    return (slot.reader is not None and slot.reader.high_offset < 0 and not slot.size and not slot.stalled
+            and not slot.reader.reader.queued and slot.log.high_watermark > slot.reader.next_offset)
 
 
 def _data_known(backend, slots: list[_Slot]) -> bool:
