@@ -72,10 +72,17 @@ class Bench:
     def record(self, m: Measurement) -> None:
         self.measurements.append(m)
         if m.ok:
-            extra = f", p50 {m.latency_ms['p50']} ms, p99 {m.latency_ms['p99']} ms" if m.phase == "e2e" else ""
+            extra = f", p50 {m.latency_ms['p50']} ms, p99 {m.latency_ms['p99']} ms" if m.phase in ("e2e", "ack") else ""
             log(f"  {m.system:<10} {m.client:<16} {m.phase:<8} {m.rate:>10,.0f} rec/s {m.mib_s:>7.1f} MiB/s{extra}")
         else:
             log(f"  {m.system:<10} {m.client:<16} {m.phase:<8} FAILED: {m.note[-300:]}")
+
+    def section(self, name: str, measure) -> None:
+        try:
+            self.extra[name] = measure()
+        except Exception as exc:  # noqa: BLE001 - a failed section is a result, not the end of the run
+            log(f"  {name} FAILED: {type(exc).__name__}: {exc}")
+            self.extra.setdefault("failed_sections", {})[name] = f"{type(exc).__name__}: {exc}"
 
     # -- throughput ------------------------------------------------------------------------------
 
@@ -125,7 +132,9 @@ class Bench:
     # -- end-to-end latency ----------------------------------------------------------------------
 
     def e2e_rate(self, size: int, parts: int) -> float:
-        """Half of pulsar-perf's maximum for the workload (issue 13), at most E2E_MAX_RATE."""
+        """Half of pulsar-perf's maximum for the workload (issue 13), at most E2E_MAX_RATE (or --e2e-rate)."""
+        if self.args.e2e_rate:
+            return float(self.args.e2e_rate)
         native = [f for f in medians(self.measurements) if (f.system, f.phase, f.size, f.partitions)
                   == ("pulsar", "produce", size, parts) and f.records_per_s]
         if not native:
@@ -139,14 +148,16 @@ class Bench:
                   else "confluent-kafka, linger.ms=1, acks=all") + ", records round-robin over the partitions" + (
                       "; consumer assign() at the end" if phase == "e2e" else "; no consumer")
         if kind == "pulsar":
-            topic = f"persistent://public/default/e2e-{size}-{parts}-{run}-{self.uid}"
+            topic = f"persistent://public/default/{phase}-{size}-{parts}-{run}-{self.uid}"
             scale.create_native_partitioned(topic, parts)
             endpoint = "pulsar://127.0.0.1:6650"
         else:
-            topic, endpoint = f"e2e-{system}-{size}-{parts}-{run}-{self.uid}", self.endpoints[system]
-            create_kafka_topic(endpoint, topic, parts)
-            ck.warm_up(endpoint, topic, parts, size)
+            # the phase in the name: a failed phase whose topic could not be deleted leaves the next alone
+            topic, endpoint = f"{phase}-{system}-{size}-{parts}-{run}-{self.uid}", self.endpoints[system]
         try:
+            if kind == "kafka":  # a system that cannot create the topic fails this figure, not the bench
+                create_kafka_topic(endpoint, topic, parts)
+                ck.warm_up(endpoint, topic, parts, size)
             latency.run(m, kind, endpoint, topic, rate, E2E_SECONDS, self.sampler, self.targets(system),
                         consume=phase == "e2e")
         except Exception as exc:  # noqa: BLE001 - recorded as a failed figure
@@ -189,7 +200,8 @@ class Bench:
                         for system in systems:
                             self.throughput(system, size, parts, run)
             if "latency" in only:
-                for size, parts in ([(1024, 16)] if args.quick else LATENCY_WORKLOADS):
+                chosen = [tuple(int(x) for x in w.split("x")) for w in args.latency_workloads.split(",") if w]
+                for size, parts in ([(1024, 16)] if args.quick else chosen or LATENCY_WORKLOADS):
                     rate = self.e2e_rate(size, parts)
                     self.extra.setdefault("latency_rates", {})[f"{size}x{parts}"] = rate
                     log(f"latency: {size} B x {parts} partition(s) at {rate:,.0f} records/s, "
@@ -198,19 +210,20 @@ class Bench:
                         for system in systems:
                             for phase in ("ack", "e2e"):
                                 self.e2e(system, size, parts, run, rate, phase)
+            # A section that fails is recorded as failed; the run goes on and its results are written.
             if "cpu" in only and any(s.startswith("kop-") for s in systems):
-                self.extra["cpu_per_batch"] = [steady.cpu_per_batch(self.logs, fmt) for fmt in ("kafka", "pulsar")]
+                self.section("cpu_per_batch", lambda: [steady.cpu_per_batch(self.logs, fmt) for fmt in ("kafka", "pulsar")])
             if "workers" in only and "kop-pulsar" in systems:
-                self.extra["workers"] = steady.workers(self.logs, self.sampler, runs=args.runs,
-                                                       records=int(RECORDS[1024] * args.scale))
+                self.section("workers", lambda: steady.workers(self.logs, self.sampler, runs=args.runs,
+                                                               records=int(RECORDS[1024] * args.scale)))
             if "scaling" in only and "kop-kafka" in servers:
-                self.extra["scaling"] = scale.scaling(servers["kop-kafka"].bootstrap, servers["kop-kafka"].targets(),
-                                                      self.sampler, runs=args.runs, quick=args.quick, scale=args.scale,
-                                                      logs=self.logs)
+                self.section("scaling", lambda: scale.scaling(
+                    servers["kop-kafka"].bootstrap, servers["kop-kafka"].targets(), self.sampler, runs=args.runs,
+                    quick=args.quick, scale=args.scale, logs=self.logs))
             if "memory" in only:
-                rate = (self.extra.get("latency_rates") or {}).get("1024x16", 0.0)
-                self.extra["memory"] = scale.memory(self.logs, quick=args.quick, latency_rate=rate,
-                                                    sampler=self.sampler)
+                rate = (self.extra.get("latency_rates") or {}).get("1024x16", args.e2e_rate or 0.0)
+                self.section("memory", lambda: scale.memory(self.logs, quick=args.quick, latency_rate=rate,
+                                                            sampler=self.sampler))
             self.extra["kop_log_problems"] = {name: server.problems()[:20] for name, server in servers.items()
                                               if isinstance(server, Kop)}
         return self.finish(time.monotonic() - started)
@@ -271,6 +284,12 @@ def main() -> int:
     ap.add_argument("--only", default="throughput,latency,cpu,workers,scaling,memory", help="sections to run")
     ap.add_argument("--latency-runs", type=int, default=5,
                     help="runs of each latency figure; the target holds in every one of them (default 5)")
+    ap.add_argument("--e2e-rate", type=float, default=None,
+                    help="records/s of the latency phases (default: half of pulsar-perf's maximum measured in this run, "
+                         f"at most {E2E_MAX_RATE:,})")
+    ap.add_argument("--latency-workloads", default="",
+                    help="SIZExPARTITIONS,... of the latency phases (default: " +
+                         ",".join(f"{s}x{p}" for s, p in LATENCY_WORKLOADS) + ")")
     ap.add_argument("--output", default=str(RESULTS / "latest.json"))
     ap.add_argument("--render", metavar="JSON", help="only re-render the report, Markdown and chart of a saved run")
     args = ap.parse_args()

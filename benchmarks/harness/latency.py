@@ -191,7 +191,12 @@ def _kafka_sender(endpoint: str, topic: str, size: int, partitions: int):
     pad = b"\0" * max(0, size - STAMP.size)
 
     def send(seq: int, stamp: bytes) -> None:
-        p.produce(topic, stamp + pad, partition=seq % partitions, on_delivery=on_delivery)
+        while True:  # a full queue blocks the sender, as block_if_queue_full does Pulsar's: the wait is latency
+            try:
+                p.produce(topic, stamp + pad, partition=seq % partitions, on_delivery=on_delivery)
+                return
+            except BufferError:
+                p.poll(0.01)
 
     def tick() -> None:  # serve delivery reports as they come, so their times are right
         p.poll(0)

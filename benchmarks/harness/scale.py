@@ -161,8 +161,8 @@ def memory(logs: Path, quick: bool, entry_format: str = "kafka", latency_rate: f
         def sample() -> None:
             while not stop.wait(0.25):
                 peak[0] = max(peak[0], rss_mib(pid) or 0.0)
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        rss_thread = threading.Thread(target=sample, daemon=True)  # not `sampler`: that is the CPU sampler
+        rss_thread.start()
         topic = f"memory-{uuid.uuid4().hex[:6]}"
         t0 = time.monotonic()
         create_kafka_topic(kop.bootstrap, topic, partitions)
@@ -189,7 +189,7 @@ def memory(logs: Path, quick: bool, entry_format: str = "kafka", latency_rate: f
         out["rss_in_use_mib"] = rss_mib(pid)
         time.sleep(2)
         stop.set()
-        sampler.join()
+        rss_thread.join()
         out["rss_peak_mib"] = round(peak[0], 1)
         out["ok"] = got == wanted and left == 0
         consumer.close()
