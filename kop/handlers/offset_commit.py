@@ -32,22 +32,7 @@ async def serve(ctx, request):
     group_error = ErrorCode.INVALID_GROUP_ID if not request.group_id else coordinator.check_commit(
         ctx.group_key(request.group_id), request.generation_id_or_member_epoch, request.member_id,
         request.group_instance_id if ctx.version >= 7 else None)
-    now = int(time.time() * 1000)
-    errors: dict[tuple[str, int], int] = {}
-    commits: dict[tuple[str, int], CommittedOffset] = {}
-    for topic in request.topics:
-        for part in topic.partitions:
-            key = (topic.name, part.partition_index)
-            metadata = part.committed_metadata or ""  # Kafka stores a null metadata as ""
-            if not await _partition_exists(ctx, topic.name, part.partition_index):
-                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # checked first, as Kafka does
-            elif group_error:
-                errors[key] = group_error
-            elif len(metadata.encode()) > ctx.config.groups.max_metadata_size:
-                errors[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            else:
-                commits[key] = CommittedOffset(part.committed_offset, metadata, now,
-                                               part.committed_leader_epoch if ctx.version >= 6 else -1)
+    errors, commits = await sort_commits(ctx, request.topics, group_error, ctx.version >= 6)
     if commits:
         try:
             await coordinator.commit(ctx.group_key(request.group_id), commits)
@@ -61,6 +46,28 @@ async def serve(ctx, request):
         resp.OffsetCommitResponseTopic.OffsetCommitResponsePartition(
             partition_index=p.partition_index, error_code=errors[(t.name, p.partition_index)])
         for p in t.partitions]) for t in request.topics])
+
+
+async def sort_commits(ctx, topics, group_error: int, with_leader_epoch: bool):
+    """Each partition's error, or its offset to commit ({(topic, partition): ...} both); shared with
+    TxnOffsetCommit, which checks its partitions the same way."""
+    now = int(time.time() * 1000)
+    errors: dict[tuple[str, int], int] = {}
+    commits: dict[tuple[str, int], CommittedOffset] = {}
+    for topic in topics:
+        for part in topic.partitions:
+            key = (topic.name, part.partition_index)
+            metadata = part.committed_metadata or ""  # Kafka stores a null metadata as ""
+            if not await _partition_exists(ctx, topic.name, part.partition_index):
+                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION  # checked first, as Kafka does
+            elif group_error:
+                errors[key] = group_error
+            elif len(metadata.encode()) > ctx.config.groups.max_metadata_size:
+                errors[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
+            else:
+                commits[key] = CommittedOffset(part.committed_offset, metadata, now,
+                                               part.committed_leader_epoch if with_leader_epoch else -1)
+    return errors, commits
 
 
 async def _partition_exists(ctx, topic: str, partition: int) -> bool:

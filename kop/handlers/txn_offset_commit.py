@@ -14,11 +14,10 @@ Deviation from Kafka: v5 (transactions v2, KIP-890) is not served (see AddPartit
 from __future__ import annotations
 
 import logging
-import time
 
-from ..groups.store import CommittedOffset, NotOwner
+from ..groups.store import NotOwner
 from ..protocol.errors import ErrorCode
-from .offset_commit import _partition_exists
+from .offset_commit import sort_commits
 from .registry import handler, response_class
 
 API_KEY = 28
@@ -35,22 +34,7 @@ async def serve(ctx, request):
         error = coordinator.check_commit(group, request.generation_id, request.member_id, request.group_instance_id)
     else:
         error = coordinator.status(group)
-    now = int(time.time() * 1000)
-    errors: dict[tuple[str, int], int] = {}
-    commits: dict[tuple[str, int], CommittedOffset] = {}
-    for topic in request.topics:
-        for part in topic.partitions:
-            key = (topic.name, part.partition_index)
-            metadata = part.committed_metadata or ""
-            if not await _partition_exists(ctx, topic.name, part.partition_index):
-                errors[key] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            elif error:
-                errors[key] = error
-            elif len(metadata.encode()) > ctx.config.groups.max_metadata_size:
-                errors[key] = ErrorCode.OFFSET_METADATA_TOO_LARGE
-            else:
-                commits[key] = CommittedOffset(part.committed_offset, metadata, now,
-                                               part.committed_leader_epoch if ctx.version >= 2 else -1)
+    errors, commits = await sort_commits(ctx, request.topics, error, ctx.version >= 2)
     if commits:
         try:
             code = await coordinator.commit_transactional(group, ctx.group_key(request.transactional_id),
